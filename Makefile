@@ -1,0 +1,43 @@
+# Makefile for pg_cluster (PGXS)
+
+EXTENSION = pg_cluster
+MODULE_big = pg_cluster
+OBJS = \
+	src/events.o \
+	src/guc.o \
+	src/peer.o \
+	src/pg_cluster.o \
+	src/rpc.o \
+	src/shared_state.o \
+	src/state_file.o \
+	src/views.o \
+	src/worker.o
+DATA = pg_cluster--1.0.sql
+PGFILEDESC = "pg_cluster - high availability inside PostgreSQL"
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+
+PG_CPPFLAGS = -I$(srcdir)/src -I$(libpq_srcdir)
+# The tests build with WERROR=-Werror; -Wextra minus the two warnings that
+# PostgreSQL's own headers and fmgr conventions trigger.
+WERROR ?=
+PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers $(WERROR)
+SHLIB_LINK = $(libpq)
+
+# One-node SQL surface: pg_regress starts its own server with the library
+# preloaded (test/regress.conf), so installcheck needs no running server.
+REGRESS = setup guc views rpc
+REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=./tmp_check_regress
+
+include $(PGXS)
+
+# Multi-node TAP tests in test/t, run against the installed extension.
+PROVE_FLAGS += -I $(srcdir)/test/perl
+.PHONY: tapcheck
+tapcheck:
+	rm -rf '$(CURDIR)'/tmp_check
+	$(MKDIR_P) '$(CURDIR)'/tmp_check
+	cd $(srcdir) && TESTDIR='$(CURDIR)' PATH="$(bindir):$$PATH" \
+		PG_REGRESS='$(top_builddir)/src/test/regress/pg_regress' \
+		$(PROVE) $(PG_PROVE_FLAGS) $(PROVE_FLAGS) $(if $(PROVE_TESTS),$(PROVE_TESTS),test/t/*.pl)

@@ -1,0 +1,135 @@
+/* pg_cluster--1.0.sql: the SQL surface of pg_cluster */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION pg_cluster" to load this file. \quit
+
+-- Names starting with "pg_" are reserved for schemas; the contract of
+-- pg_cluster fixes the schema name, so lift the reservation for this one
+-- statement only.
+SET LOCAL allow_system_table_mods = on;
+CREATE SCHEMA pg_cluster;
+RESET allow_system_table_mods;
+COMMENT ON SCHEMA pg_cluster IS 'pg_cluster: cluster membership, election and failover';
+
+-- Peers call the internal RPCs as a member of this role.
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'pgcluster_peer') THEN
+		CREATE ROLE pgcluster_peer NOLOGIN;
+	END IF;
+END
+$$;
+
+-- Internal: a peer's heartbeat.  Records the sender's view, returns ours.
+CREATE FUNCTION pg_cluster.heartbeat(
+	sender_name text,
+	sender_system_identifier text,
+	sender_role text,
+	sender_term bigint,
+	sender_leader text,
+	sender_timeline integer,
+	sender_lsn pg_catalog.pg_lsn,
+	sender_time timestamptz,
+	sender_protocol_version integer,
+	OUT node_name text,
+	OUT system_identifier text,
+	OUT role text,
+	OUT term bigint,
+	OUT leader text,
+	OUT timeline integer,
+	OUT lsn pg_catalog.pg_lsn,
+	OUT protocol_version integer)
+RETURNS record
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'pg_cluster_heartbeat';
+
+REVOKE ALL ON FUNCTION pg_cluster.heartbeat(text, text, text, bigint, text, integer, pg_catalog.pg_lsn, timestamptz, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pg_cluster.heartbeat(text, text, text, bigint, text, integer, pg_catalog.pg_lsn, timestamptz, integer) TO pgcluster_peer;
+
+CREATE FUNCTION pg_cluster.node_info(
+	OUT node_name text,
+	OUT host text,
+	OUT port integer,
+	OUT role text,
+	OUT reachable boolean,
+	OUT is_leader boolean,
+	OUT is_self boolean,
+	OUT term bigint,
+	OUT timeline integer,
+	OUT lsn pg_catalog.pg_lsn,
+	OUT lag_bytes bigint,
+	OUT last_seen timestamptz,
+	OUT last_heard timestamptz,
+	OUT rtt_ms double precision,
+	OUT connection text,
+	OUT refused boolean,
+	OUT last_error text,
+	OUT heartbeats_sent bigint,
+	OUT heartbeats_answered bigint,
+	OUT heartbeats_received bigint,
+	OUT system_identifier text)
+RETURNS SETOF record
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'pg_cluster_node_info';
+
+CREATE FUNCTION pg_cluster.status_info(
+	OUT node_name text,
+	OUT node_role text,
+	OUT role text,
+	OUT state text,
+	OUT term bigint,
+	OUT leader text,
+	OUT fenced boolean,
+	OUT voted_for text,
+	OUT timeline integer,
+	OUT lsn pg_catalog.pg_lsn,
+	OUT system_identifier text,
+	OUT nodes_total integer,
+	OUT peers_reachable integer,
+	OUT has_quorum boolean,
+	OUT worker_pid integer,
+	OUT worker_started_at timestamptz,
+	OUT heartbeat_interval_ms integer,
+	OUT failover_timeout_ms integer)
+RETURNS SETOF record
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'pg_cluster_status_info';
+
+CREATE FUNCTION pg_cluster.event_log(
+	OUT seq bigint,
+	OUT event_time timestamptz,
+	OUT term bigint,
+	OUT node_name text,
+	OUT kind text,
+	OUT detail text)
+RETURNS SETOF record
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'pg_cluster_event_log';
+
+CREATE FUNCTION pg_cluster.connection_uri(read_only boolean DEFAULT false)
+RETURNS text
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'pg_cluster_connection_uri';
+
+CREATE VIEW pg_cluster.nodes AS
+	SELECT * FROM pg_cluster.node_info();
+COMMENT ON VIEW pg_cluster.nodes IS 'Every configured node as this node sees it';
+
+CREATE VIEW pg_cluster.status AS
+	SELECT * FROM pg_cluster.status_info();
+COMMENT ON VIEW pg_cluster.status IS 'This node: role, state, term, leader';
+
+CREATE VIEW pg_cluster.events AS
+	SELECT * FROM pg_cluster.event_log();
+COMMENT ON VIEW pg_cluster.events IS 'Recent cluster events kept in shared memory (also in the server log)';
+
+-- Monitoring is for pg_monitor, not PUBLIC.
+REVOKE ALL ON FUNCTION pg_cluster.node_info() FROM PUBLIC;
+REVOKE ALL ON FUNCTION pg_cluster.status_info() FROM PUBLIC;
+REVOKE ALL ON FUNCTION pg_cluster.event_log() FROM PUBLIC;
+REVOKE ALL ON pg_cluster.nodes, pg_cluster.status, pg_cluster.events FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pg_cluster.node_info() TO pg_monitor;
+GRANT EXECUTE ON FUNCTION pg_cluster.status_info() TO pg_monitor;
+GRANT EXECUTE ON FUNCTION pg_cluster.event_log() TO pg_monitor;
+GRANT USAGE ON SCHEMA pg_cluster TO pg_monitor, pgcluster_peer;
+GRANT SELECT ON pg_cluster.nodes, pg_cluster.status, pg_cluster.events TO pg_monitor;

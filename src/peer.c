@@ -1,0 +1,766 @@
+/*-------------------------------------------------------------------------
+ *
+ * peer.c
+ *		Non-blocking libpq connections from the worker to every peer, and
+ *		the heartbeats sent over them.
+ *
+ * Each peer has one persistent connection driven by a small state machine
+ * (the table peer_states below).  Nothing here ever blocks: connections are
+ * made with PQconnectStart/PQconnectPoll, queries are sent with
+ * PQsendQueryParams on a non-blocking connection, and results are read only
+ * when the socket is readable.  Every wait has a deadline, so a peer that
+ * hangs, drops packets or answers slowly costs the others nothing: the
+ * worker waits for all sockets at once in one WaitEventSet.
+ *
+ * A heartbeat is a call of pg_cluster.heartbeat() on the peer.  It carries
+ * this node's view (role, term, leader, timeline, LSN) and returns the
+ * peer's.  At most one heartbeat per peer is in flight; a peer that does
+ * not answer within pg_cluster.connect_timeout has its connection closed
+ * and reopened.
+ *
+ * Copyright (c) 2026, pg_cluster developers
+ *
+ * IDENTIFICATION
+ *		src/peer.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
+#include "libpq-fe.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/pg_lsn.h"
+#include "utils/timestamp.h"
+
+#include "pg_cluster.h"
+#include "worker.h"
+
+/* A peer is unreachable when it has not answered for this many heartbeats. */
+#define MISSED_HEARTBEATS_FOR_UNREACHABLE 3
+
+/* Retry delays for a peer that refused us (it belongs to another cluster). */
+#define REFUSED_RETRY_MIN_MS	1000
+#define REFUSED_RETRY_MAX_MS	10000
+
+typedef enum PeerState
+{
+	PEER_DISCONNECTED = 0,		/* no connection; retry at next_attempt_at */
+	PEER_CONNECTING,			/* PQconnectPoll in progress */
+	PEER_IDLE,					/* connected, no heartbeat in flight */
+	PEER_AWAITING_REPLY			/* heartbeat sent, reply not complete */
+} PeerState;
+
+typedef struct Peer
+{
+	char		name[PGC_NAME_LEN];
+	char		host[PGC_HOST_LEN];
+	int			port;
+
+	PeerState	state;
+	PGconn	   *conn;
+	bool		holds_external_fd;
+	PostgresPollingStatusType poll_status;	/* while CONNECTING */
+	bool		flush_pending;	/* while AWAITING_REPLY */
+
+	TimestampTz deadline;		/* of CONNECTING and AWAITING_REPLY */
+	TimestampTz next_attempt_at;	/* of DISCONNECTED */
+	TimestampTz sent_at;		/* of the heartbeat in flight */
+	int			refused_retry_ms;	/* current back-off after a refusal */
+
+	/* what the reachability check last published, to log transitions */
+	bool		reachable;
+	bool		ever_reachable;
+} Peer;
+
+typedef void (*PeerAction) (Peer *peer, TimestampTz now);
+typedef uint32 (*PeerWaitEvents) (Peer *peer);
+
+/*
+ * The state table: what each state waits for, what a heartbeat tick and a
+ * ready socket do in it, and whether it has a deadline.
+ */
+typedef struct PeerStateInfo
+{
+	const char *name;			/* shown as pg_cluster.nodes.connection */
+	PeerWaitEvents wait_events;
+	PeerAction on_tick;
+	PeerAction on_socket;
+	bool		has_deadline;
+} PeerStateInfo;
+
+static void PeerStartConnecting(Peer *peer, TimestampTz now);
+static void PeerContinueConnecting(Peer *peer, TimestampTz now);
+static void PeerSendHeartbeat(Peer *peer, TimestampTz now);
+static void PeerReadReply(Peer *peer, TimestampTz now);
+static uint32 PeerConnectWaitEvents(Peer *peer);
+static uint32 PeerReplyWaitEvents(Peer *peer);
+
+static const PeerStateInfo peer_states[] = {
+	[PEER_DISCONNECTED] = {"disconnected", NULL, PeerStartConnecting, NULL, false},
+	[PEER_CONNECTING] = {"connecting", PeerConnectWaitEvents, NULL, PeerContinueConnecting, true},
+	[PEER_IDLE] = {"connected", NULL, PeerSendHeartbeat, NULL, false},
+	[PEER_AWAITING_REPLY] = {"connected", PeerReplyWaitEvents, NULL, PeerReadReply, true},
+};
+
+static Peer peers[PGC_MAX_NODES];
+static int	peer_count = 0;
+
+static const char heartbeat_query[] =
+"SELECT node_name, system_identifier, role, term, leader, timeline, lsn, protocol_version "
+"FROM pg_cluster.heartbeat($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/*
+ * WITH_NODE_ENTRY runs "body" with "entry" pointing at the shared node entry
+ * of "peer", under the exclusive lock.  Nothing runs if a reload removed the
+ * node.  The body must not raise errors or take other locks.
+ */
+#define WITH_NODE_ENTRY(peer, entry, body) \
+	do { \
+		int			idx_; \
+		LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE); \
+		idx_ = PgClusterFindNode((peer)->name); \
+		if (idx_ >= 0) \
+		{ \
+			PgClusterNodeEntry *entry = &PgClusterShmem->nodes[idx_]; \
+			body; \
+		} \
+		LWLockRelease(PgClusterShmem->lock); \
+	} while (0)
+
+static void
+PeerSetState(Peer *peer, PeerState state)
+{
+	peer->state = state;
+	WITH_NODE_ENTRY(peer, entry, entry->connection_state = peer_states[state].name);
+}
+
+/* PeerCloseConnection closes the connection quietly and frees its fd. */
+static void
+PeerCloseConnection(Peer *peer)
+{
+	if (peer->conn != NULL)
+	{
+		/* read what is pending so the peer does not log a reset connection */
+		if (PQstatus(peer->conn) == CONNECTION_OK)
+			(void) PQconsumeInput(peer->conn);
+		PQfinish(peer->conn);
+		peer->conn = NULL;
+	}
+	if (peer->holds_external_fd)
+	{
+		ReleaseExternalFD();
+		peer->holds_external_fd = false;
+	}
+	peer->flush_pending = false;
+}
+
+/*
+ * PeerFail closes the connection after a failure, records why, and
+ * schedules the next attempt: at the next heartbeat normally, later and
+ * later for a peer that refused us.
+ */
+static void
+PeerFail(Peer *peer, TimestampTz now, bool refused, const char *reason)
+{
+	bool		newly_refused = false;
+
+	PeerCloseConnection(peer);
+
+	if (refused)
+	{
+		peer->refused_retry_ms = Min(Max(peer->refused_retry_ms * 2,
+										 REFUSED_RETRY_MIN_MS),
+									 REFUSED_RETRY_MAX_MS);
+		peer->next_attempt_at = TimestampTzPlusMilliseconds(now, peer->refused_retry_ms);
+	}
+	else
+		peer->next_attempt_at = now;
+
+	WITH_NODE_ENTRY(peer, entry,
+		{
+			newly_refused = refused && !entry->refused;
+			entry->refused = refused;
+			strlcpy(entry->last_error, reason, PGC_ERROR_LEN);
+		});
+	if (newly_refused)
+		PgClusterRecordEvent("peer_refused", peer->name, "%s", reason);
+
+	PeerSetState(peer, PEER_DISCONNECTED);
+}
+
+/* Quote a conninfo value: single quotes, with ' and \ escaped. */
+static void
+AppendConninfoValue(StringInfo buf, const char *keyword, const char *value)
+{
+	appendStringInfo(buf, " %s='", keyword);
+	for (const char *p = value; *p; p++)
+	{
+		if (*p == '\'' || *p == '\\')
+			appendStringInfoChar(buf, '\\');
+		appendStringInfoChar(buf, *p);
+	}
+	appendStringInfoChar(buf, '\'');
+}
+
+/*
+ * PeerBuildConninfo builds the connection string for a peer: our defaults,
+ * then pg_cluster.peer_conninfo (which may override them), then the address
+ * from pg_cluster.peers (which nothing overrides: the check hook forbids
+ * host and port in peer_conninfo).
+ */
+static char *
+PeerBuildConninfo(const Peer *peer)
+{
+	StringInfoData buf;
+	char		appname[PGC_NAME_LEN + 32];
+	char		keepalive_options[128];
+
+	initStringInfo(&buf);
+	snprintf(appname, sizeof(appname), "pg_cluster heartbeat from %s",
+			 PgClusterNodeName);
+	AppendConninfoValue(&buf, "dbname", "postgres");
+	AppendConninfoValue(&buf, "application_name", appname);
+
+	/*
+	 * A peer must never keep a heartbeat busy for long; TCP keepalives catch
+	 * a dead peer on an idle connection even before our own deadline.
+	 */
+	snprintf(keepalive_options, sizeof(keepalive_options),
+			 "-c statement_timeout=%d", PgClusterConnectTimeoutMs);
+	AppendConninfoValue(&buf, "options", keepalive_options);
+	appendStringInfoString(&buf, " keepalives=1 keepalives_idle=5 keepalives_interval=1 keepalives_count=3");
+
+	if (PgClusterPeerConninfo != NULL && PgClusterPeerConninfo[0] != '\0')
+	{
+		appendStringInfoChar(&buf, ' ');
+		appendStringInfoString(&buf, PgClusterPeerConninfo);
+	}
+	AppendConninfoValue(&buf, "host", peer->host);
+	appendStringInfo(&buf, " port=%d", peer->port);
+	return buf.data;
+}
+
+static void
+PeerNoticeReceiver(void *arg, const PGresult *res)
+{
+	Peer	   *peer = arg;
+
+	ereport(DEBUG1,
+			(errmsg_internal("pg_cluster: notice from peer \"%s\": %s",
+							 peer->name, PQresultErrorMessage(res))));
+}
+
+/* DISCONNECTED, on tick: open a new connection when the retry time came. */
+static void
+PeerStartConnecting(Peer *peer, TimestampTz now)
+{
+	char	   *conninfo;
+
+	if (now < peer->next_attempt_at)
+		return;
+
+	if (!AcquireExternalFD())
+	{
+		PeerFail(peer, now, false, "too many open files in the worker");
+		return;
+	}
+	peer->holds_external_fd = true;
+
+	conninfo = PeerBuildConninfo(peer);
+	peer->conn = PQconnectStart(conninfo);
+	pfree(conninfo);
+
+	if (peer->conn == NULL || PQstatus(peer->conn) == CONNECTION_BAD)
+	{
+		char		reason[PGC_ERROR_LEN];
+
+		snprintf(reason, sizeof(reason), "could not start connection: %s",
+				 peer->conn ? pchomp(PQerrorMessage(peer->conn)) : "out of memory");
+		PeerFail(peer, now, false, reason);
+		return;
+	}
+	PQsetNoticeReceiver(peer->conn, PeerNoticeReceiver, peer);
+	peer->poll_status = PGRES_POLLING_WRITING;
+	peer->deadline = TimestampTzPlusMilliseconds(now, PgClusterConnectTimeoutMs);
+	PeerSetState(peer, PEER_CONNECTING);
+}
+
+static uint32
+PeerConnectWaitEvents(Peer *peer)
+{
+	return peer->poll_status == PGRES_POLLING_READING ?
+		WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE;
+}
+
+/* CONNECTING, socket ready: advance libpq's connection state machine. */
+static void
+PeerContinueConnecting(Peer *peer, TimestampTz now)
+{
+	peer->poll_status = PQconnectPoll(peer->conn);
+
+	switch (peer->poll_status)
+	{
+		case PGRES_POLLING_OK:
+			if (PQsetnonblocking(peer->conn, 1) != 0)
+			{
+				PeerFail(peer, now, false, "could not make the connection non-blocking");
+				return;
+			}
+			PeerSetState(peer, PEER_IDLE);
+			/* do not wait for the next tick to say hello */
+			PeerSendHeartbeat(peer, now);
+			break;
+		case PGRES_POLLING_FAILED:
+			{
+				char		reason[PGC_ERROR_LEN];
+
+				snprintf(reason, sizeof(reason), "connection failed: %s",
+						 pchomp(PQerrorMessage(peer->conn)));
+				PeerFail(peer, now, false, reason);
+			}
+			break;
+		default:
+			/* still reading or writing: wait for the socket again */
+			break;
+	}
+}
+
+/* IDLE, on tick: send a heartbeat carrying this node's view. */
+static void
+PeerSendHeartbeat(Peer *peer, TimestampTz now)
+{
+	PgClusterNodeView view;
+	char		sysid[32];
+	char		term[32];
+	char		timeline[16];
+	char		lsn[32];
+	char		version[16];
+	const char *params[9];
+	int			rc;
+
+	PgClusterLocalView(&view);
+	snprintf(sysid, sizeof(sysid), UINT64_FORMAT, view.system_identifier);
+	snprintf(term, sizeof(term), UINT64_FORMAT, view.term);
+	snprintf(timeline, sizeof(timeline), "%u", view.timeline);
+	snprintf(lsn, sizeof(lsn), "%X/%X", LSN_FORMAT_ARGS(view.lsn));
+	snprintf(version, sizeof(version), "%d", PGC_PROTOCOL_VERSION);
+
+	params[0] = PgClusterNodeName;
+	params[1] = sysid;
+	params[2] = PgClusterRoleName(view.role);
+	params[3] = term;
+	params[4] = view.leader[0] ? view.leader : NULL;
+	params[5] = timeline;
+	params[6] = lsn;
+	params[7] = timestamptz_to_str(view.sent_at);
+	params[8] = version;
+
+	if (!PQsendQueryParams(peer->conn, heartbeat_query, lengthof(params),
+						   NULL, params, NULL, NULL, 0))
+	{
+		char		reason[PGC_ERROR_LEN];
+
+		snprintf(reason, sizeof(reason), "could not send heartbeat: %s",
+				 pchomp(PQerrorMessage(peer->conn)));
+		PeerFail(peer, now, false, reason);
+		return;
+	}
+	rc = PQflush(peer->conn);
+	if (rc < 0)
+	{
+		PeerFail(peer, now, false, "could not send heartbeat");
+		return;
+	}
+	peer->flush_pending = (rc == 1);
+	peer->sent_at = now;
+	peer->deadline = TimestampTzPlusMilliseconds(now, PgClusterConnectTimeoutMs);
+	WITH_NODE_ENTRY(peer, entry, entry->heartbeats_sent++);
+	PeerSetState(peer, PEER_AWAITING_REPLY);
+}
+
+static uint32
+PeerReplyWaitEvents(Peer *peer)
+{
+	return WL_SOCKET_READABLE | (peer->flush_pending ? WL_SOCKET_WRITEABLE : 0);
+}
+
+/*
+ * PeerParseReply checks a heartbeat reply and turns it into a view.  It
+ * returns false with a reason, and sets *refused when the peer must not be
+ * treated as a member of this cluster.
+ */
+static bool
+PeerParseReply(Peer *peer, PGresult *res, PgClusterNodeView *view,
+			   bool *refused, char *reason, size_t reasonlen)
+{
+	const char *name;
+	const char *leader;
+	uint32		hi,
+				lo;
+	int			version;
+
+	*refused = false;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		const char *message = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+		if (sqlstate != NULL && strcmp(sqlstate, "PC001") == 0)
+		{
+			*refused = true;
+			snprintf(reason, reasonlen, "peer refused our heartbeat: %s",
+					 message ? message : "");
+		}
+		else if (sqlstate != NULL &&
+				 (strcmp(sqlstate, "42883") == 0 || strcmp(sqlstate, "3F000") == 0))
+			snprintf(reason, reasonlen,
+					 "extension pg_cluster is not installed on the peer: %s",
+					 message ? message : "");
+		else
+			snprintf(reason, reasonlen, "heartbeat failed: %s",
+					 pchomp(PQresultErrorMessage(res)));
+		return false;
+	}
+	if (PQntuples(res) != 1 || PQnfields(res) != 8)
+	{
+		snprintf(reason, reasonlen, "heartbeat returned %d rows of %d columns",
+				 PQntuples(res), PQnfields(res));
+		return false;
+	}
+
+	version = atoi(PQgetvalue(res, 0, 7));
+	if (version != PGC_PROTOCOL_VERSION)
+	{
+		*refused = true;
+		snprintf(reason, reasonlen, "peer speaks protocol version %d, we speak %d",
+				 version, PGC_PROTOCOL_VERSION);
+		return false;
+	}
+
+	name = PQgetvalue(res, 0, 0);
+	if (strcmp(name, peer->name) != 0)
+	{
+		*refused = true;
+		snprintf(reason, reasonlen, "%s:%d answers as node \"%s\", not \"%s\"",
+				 peer->host, peer->port, name, peer->name);
+		return false;
+	}
+
+	memset(view, 0, sizeof(*view));
+	view->system_identifier = strtou64(PQgetvalue(res, 0, 1), NULL, 10);
+	view->role = PgClusterRoleFromName(PQgetvalue(res, 0, 2));
+	view->term = strtou64(PQgetvalue(res, 0, 3), NULL, 10);
+	leader = PQgetisnull(res, 0, 4) ? "" : PQgetvalue(res, 0, 4);
+	strlcpy(view->leader, leader, PGC_NAME_LEN);
+	view->timeline = (TimeLineID) strtoul(PQgetvalue(res, 0, 5), NULL, 10);
+	if (PQgetisnull(res, 0, 6) ||
+		sscanf(PQgetvalue(res, 0, 6), "%X/%X", &hi, &lo) != 2)
+		view->lsn = InvalidXLogRecPtr;
+	else
+		view->lsn = ((uint64) hi) << 32 | lo;
+
+	if (!WorkerAcceptClusterIdentifier(view->system_identifier, view->role,
+									   reason, reasonlen))
+	{
+		*refused = true;
+		return false;
+	}
+	return true;
+}
+
+/* PeerRecordReply stores a good reply in the peer's shared entry. */
+static void
+PeerRecordReply(Peer *peer, const PgClusterNodeView *view, TimestampTz now)
+{
+	peer->refused_retry_ms = 0;
+	WITH_NODE_ENTRY(peer, entry,
+		{
+			entry->view = *view;
+			entry->view_valid = true;
+			entry->view_received_at = now;
+			entry->last_reply_at = now;
+			entry->last_rtt_us = now - peer->sent_at;
+			entry->heartbeats_answered++;
+			entry->refused = false;
+			entry->last_error[0] = '\0';
+		});
+	WorkerObserveTerm(view->term, peer->name);
+}
+
+/* AWAITING_REPLY, socket ready: finish sending, then read the reply. */
+static void
+PeerReadReply(Peer *peer, TimestampTz now)
+{
+	if (peer->flush_pending)
+	{
+		int			rc = PQflush(peer->conn);
+
+		if (rc < 0)
+		{
+			PeerFail(peer, now, false, "could not send heartbeat");
+			return;
+		}
+		peer->flush_pending = (rc == 1);
+	}
+
+	if (!PQconsumeInput(peer->conn))
+	{
+		char		reason[PGC_ERROR_LEN];
+
+		snprintf(reason, sizeof(reason), "connection lost: %s",
+				 pchomp(PQerrorMessage(peer->conn)));
+		PeerFail(peer, now, false, reason);
+		return;
+	}
+
+	while (!PQisBusy(peer->conn))
+	{
+		PGresult   *res = PQgetResult(peer->conn);
+		PgClusterNodeView view;
+		bool		refused;
+		char		reason[PGC_ERROR_LEN];
+
+		if (res == NULL)
+		{
+			/* the whole reply is in */
+			PeerSetState(peer, PEER_IDLE);
+			return;
+		}
+		if (PeerParseReply(peer, res, &view, &refused, reason, sizeof(reason)))
+			PeerRecordReply(peer, &view, now);
+		else if (refused)
+		{
+			PQclear(res);
+			PeerFail(peer, now, true, reason);
+			return;
+		}
+		else
+			WITH_NODE_ENTRY(peer, entry,
+							strlcpy(entry->last_error, reason, PGC_ERROR_LEN));
+		PQclear(res);
+	}
+}
+
+/*
+ * PeerConnectionsConfigure makes the set of connections follow the peer
+ * list: connections to nodes that left the list or moved are closed, new
+ * nodes get a fresh (disconnected) entry.
+ */
+void
+PeerConnectionsConfigure(const PgClusterPeerList *list)
+{
+	Peer		old_peers[PGC_MAX_NODES];
+	int			old_count = peer_count;
+
+	memcpy(old_peers, peers, sizeof(peers));
+	memset(peers, 0, sizeof(peers));
+	peer_count = 0;
+
+	for (int i = 0; list != NULL && i < list->count; i++)
+	{
+		const PgClusterPeerAddress *addr = &list->nodes[i];
+		Peer	   *peer = &peers[peer_count];
+		bool		kept = false;
+
+		if (i == list->self_index)
+			continue;
+
+		for (int j = 0; j < old_count; j++)
+		{
+			if (strcmp(old_peers[j].name, addr->name) == 0 &&
+				strcmp(old_peers[j].host, addr->host) == 0 &&
+				old_peers[j].port == addr->port)
+			{
+				*peer = old_peers[j];
+				old_peers[j].conn = NULL;
+				old_peers[j].holds_external_fd = false;
+				kept = true;
+				break;
+			}
+		}
+		if (!kept)
+		{
+			strlcpy(peer->name, addr->name, PGC_NAME_LEN);
+			strlcpy(peer->host, addr->host, PGC_HOST_LEN);
+			peer->port = addr->port;
+			peer->state = PEER_DISCONNECTED;
+		}
+		peer_count++;
+	}
+
+	/* whatever was not carried over is closed */
+	for (int j = 0; j < old_count; j++)
+		PeerCloseConnection(&old_peers[j]);
+
+	/* the notice receiver points into the array: re-aim it */
+	for (int i = 0; i < peer_count; i++)
+	{
+		if (peers[i].conn != NULL)
+			PQsetNoticeReceiver(peers[i].conn, PeerNoticeReceiver, &peers[i]);
+	}
+}
+
+/*
+ * PeerConnectionsCloseAll closes every connection; the next tick reopens
+ * them (with the current options).
+ */
+void
+PeerConnectionsCloseAll(void)
+{
+	for (int i = 0; i < peer_count; i++)
+	{
+		PeerCloseConnection(&peers[i]);
+		peers[i].next_attempt_at = 0;
+		PeerSetState(&peers[i], PEER_DISCONNECTED);
+	}
+}
+
+int
+PeerConnectionsCount(void)
+{
+	return peer_count;
+}
+
+/* PeerConnectionsTick runs the heartbeat-tick action of every peer. */
+void
+PeerConnectionsTick(TimestampTz now)
+{
+	for (int i = 0; i < peer_count; i++)
+	{
+		const PeerStateInfo *info = &peer_states[peers[i].state];
+
+		if (info->on_tick)
+			info->on_tick(&peers[i], now);
+	}
+}
+
+/* PeerConnectionsCheckDeadlines fails every peer whose wait expired. */
+void
+PeerConnectionsCheckDeadlines(TimestampTz now)
+{
+	for (int i = 0; i < peer_count; i++)
+	{
+		Peer	   *peer = &peers[i];
+
+		if (peer_states[peer->state].has_deadline && now >= peer->deadline)
+			PeerFail(peer, now, false,
+					 peer->state == PEER_CONNECTING ?
+					 "timed out connecting" : "timed out waiting for a heartbeat reply");
+	}
+}
+
+/*
+ * PeerConnectionsUpdateReachability publishes which peers are reachable: a
+ * peer is reachable while it is connected, not refused, and answered within
+ * the last MISSED_HEARTBEATS_FOR_UNREACHABLE heartbeat intervals.  Every
+ * change is an event.
+ */
+void
+PeerConnectionsUpdateReachability(TimestampTz now)
+{
+	int64		window_us = (int64) PgClusterHeartbeatIntervalMs * 1000 *
+		MISSED_HEARTBEATS_FOR_UNREACHABLE;
+
+	for (int i = 0; i < peer_count; i++)
+	{
+		Peer	   *peer = &peers[i];
+		bool		reachable = false;
+		char		reason[PGC_ERROR_LEN] = "";
+
+		WITH_NODE_ENTRY(peer, entry,
+			{
+				reachable = !entry->refused &&
+					(peer->state == PEER_IDLE || peer->state == PEER_AWAITING_REPLY) &&
+					entry->last_reply_at != 0 &&
+					now - entry->last_reply_at <= window_us;
+				entry->reachable = reachable;
+				strlcpy(reason, entry->last_error, sizeof(reason));
+			});
+
+		if (reachable == peer->reachable)
+			continue;
+		peer->reachable = reachable;
+		if (reachable)
+		{
+			PgClusterRecordEvent("peer_reachable", peer->name,
+								 "peer \"%s\" at %s:%d is reachable",
+								 peer->name, peer->host, peer->port);
+			peer->ever_reachable = true;
+		}
+		else
+			PgClusterRecordEvent("peer_unreachable", peer->name,
+								 "peer \"%s\" at %s:%d is unreachable: %s",
+								 peer->name, peer->host, peer->port,
+								 reason[0] ? reason : "no reply to recent heartbeats");
+	}
+}
+
+/*
+ * PeerConnectionsNextDeadline returns the earliest time after "now" at which
+ * a peer needs attention without any socket activity: a connect or reply
+ * deadline, or the moment a reachable peer would turn unreachable.
+ */
+TimestampTz
+PeerConnectionsNextDeadline(TimestampTz now)
+{
+	TimestampTz next = DT_NOEND;
+	int64		window_us = (int64) PgClusterHeartbeatIntervalMs * 1000 *
+		MISSED_HEARTBEATS_FOR_UNREACHABLE;
+
+	for (int i = 0; i < peer_count; i++)
+	{
+		Peer	   *peer = &peers[i];
+
+		if (peer_states[peer->state].has_deadline)
+			next = Min(next, peer->deadline);
+		if (peer->reachable)
+		{
+			TimestampTz last_reply = 0;
+
+			WITH_NODE_ENTRY(peer, entry, last_reply = entry->last_reply_at);
+			next = Min(next, last_reply + window_us + 1);
+		}
+	}
+	return next;
+}
+
+/*
+ * PeerConnectionsAddWaitEvents adds the socket of every peer that waits for
+ * one to "set", with the peer as user data.  Returns how many it added.
+ */
+int
+PeerConnectionsAddWaitEvents(WaitEventSet *set)
+{
+	int			added = 0;
+
+	for (int i = 0; i < peer_count; i++)
+	{
+		Peer	   *peer = &peers[i];
+		const PeerStateInfo *info = &peer_states[peer->state];
+		pgsocket	sock;
+
+		if (info->wait_events == NULL || peer->conn == NULL)
+			continue;
+		sock = PQsocket(peer->conn);
+		if (sock == PGINVALID_SOCKET)
+			continue;
+		AddWaitEventToSet(set, info->wait_events(peer), sock, NULL, peer);
+		added++;
+	}
+	return added;
+}
+
+/* PeerConnectionHandleSocket runs the socket action of the peer's state. */
+void
+PeerConnectionHandleSocket(void *arg, uint32 events, TimestampTz now)
+{
+	Peer	   *peer = arg;
+	const PeerStateInfo *info = &peer_states[peer->state];
+
+	if (info->on_socket)
+		info->on_socket(peer, now);
+}

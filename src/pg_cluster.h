@@ -1,0 +1,229 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_cluster.h
+ *		Shared declarations of pg_cluster: the configuration, the state that
+ *		the worker and the backends share in shared memory, the event ring
+ *		and the durable state file.
+ *
+ * Every node of a cluster runs one pg_cluster worker.  The worker is the
+ * only process that talks to peers (heartbeats over libpq) and the only one
+ * that writes the durable state file; backends answer the peers' RPCs and
+ * read the shared state for the SQL views.
+ *
+ * Copyright (c) 2026, pg_cluster developers
+ *
+ * IDENTIFICATION
+ *		src/pg_cluster.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_CLUSTER_H
+#define PG_CLUSTER_H
+
+#include "access/xlogdefs.h"
+#include "datatype/timestamp.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "utils/guc.h"
+
+/* Version of the heartbeat RPC; a peer speaking another one is refused. */
+#define PGC_PROTOCOL_VERSION		1
+
+/* Limits of the configuration (sized so shared memory stays small). */
+#define PGC_MAX_NODES				16
+#define PGC_NAME_LEN				64
+#define PGC_HOST_LEN				256
+#define PGC_ERROR_LEN				256
+#define PGC_EVENT_RING_SIZE			256
+#define PGC_EVENT_KIND_LEN			32
+#define PGC_EVENT_DETAIL_LEN		256
+
+/*
+ * SQLSTATE sent back to a peer whose heartbeat we refuse (different
+ * system identifier, unknown name, other protocol).  Class "PC" is ours.
+ */
+#define ERRCODE_PGC_PEER_REFUSED	MAKE_SQLSTATE('P','C','0','0','1')
+
+/* What a node is, as reported in heartbeats and in the views. */
+typedef enum PgClusterRole
+{
+	PGC_ROLE_UNKNOWN = 0,
+	PGC_ROLE_PRIMARY,
+	PGC_ROLE_STANDBY,
+	PGC_ROLE_WITNESS
+} PgClusterRole;
+
+/* pg_cluster.node_role */
+typedef enum PgClusterNodeKind
+{
+	PGC_NODE_DATA = 0,
+	PGC_NODE_WITNESS
+} PgClusterNodeKind;
+
+/*
+ * The worker's state, shown as pg_cluster.status.state.  The derivation is a
+ * table in worker.c; later protocol states extend this enum.
+ */
+typedef enum PgClusterWorkerState
+{
+	PGC_STATE_STARTING = 0,
+	PGC_STATE_UNCONFIGURED,		/* node_name or peers missing or invalid */
+	PGC_STATE_STATE_FILE_CORRUPT,	/* durable state unreadable: no voting */
+	PGC_STATE_PRIMARY,			/* data node out of recovery */
+	PGC_STATE_STREAMING,		/* standby with a live WAL receiver */
+	PGC_STATE_NOT_STREAMING,	/* standby without a WAL receiver */
+	PGC_STATE_WITNESS			/* witness node, votes only */
+} PgClusterWorkerState;
+
+/* One entry of pg_cluster.peers, as parsed by the check hook. */
+typedef struct PgClusterPeerAddress
+{
+	char		name[PGC_NAME_LEN];
+	char		host[PGC_HOST_LEN];
+	int			port;
+} PgClusterPeerAddress;
+
+/* The parsed pg_cluster.peers list (the GUC's "extra"). */
+typedef struct PgClusterPeerList
+{
+	int			count;
+	int			self_index;		/* -1 if node_name is not (yet) known */
+	PgClusterPeerAddress nodes[PGC_MAX_NODES];
+} PgClusterPeerList;
+
+/* What a node says about itself in a heartbeat, or in its reply. */
+typedef struct PgClusterNodeView
+{
+	PgClusterRole role;
+	uint64		term;
+	char		leader[PGC_NAME_LEN];	/* empty when unknown */
+	TimeLineID	timeline;
+	XLogRecPtr	lsn;
+	uint64		system_identifier;
+	TimestampTz sent_at;		/* the sender's clock, for display only */
+} PgClusterNodeView;
+
+/* One configured node as this node sees it (shared memory). */
+typedef struct PgClusterNodeEntry
+{
+	char		name[PGC_NAME_LEN];
+	char		host[PGC_HOST_LEN];
+	int			port;
+	bool		is_self;
+
+	bool		view_valid;		/* has the node ever told us its view? */
+	PgClusterNodeView view;
+	TimestampTz view_received_at;	/* local time the view arrived */
+
+	TimestampTz last_reply_at;	/* last answer to our heartbeat */
+	TimestampTz last_heard_at;	/* last heartbeat the node sent us */
+	bool		reachable;		/* answered us within 3 heartbeats */
+	bool		refused;		/* not part of this cluster */
+	const char *connection_state;	/* static string from peer.c */
+	char		last_error[PGC_ERROR_LEN];
+
+	uint64		heartbeats_sent;
+	uint64		heartbeats_answered;
+	uint64		heartbeats_received;
+	int64		last_rtt_us;
+} PgClusterNodeEntry;
+
+/* One entry of the event ring. */
+typedef struct PgClusterEvent
+{
+	uint64		seq;			/* 0 = slot never used */
+	TimestampTz at;
+	uint64		term;
+	char		node[PGC_NAME_LEN];
+	char		kind[PGC_EVENT_KIND_LEN];
+	char		detail[PGC_EVENT_DETAIL_LEN];
+} PgClusterEvent;
+
+/* Everything in shared memory, protected by "lock". */
+typedef struct PgClusterShared
+{
+	LWLock	   *lock;
+
+	/* the worker */
+	pid_t		worker_pid;
+	Latch	   *worker_latch;
+	TimestampTz worker_started_at;
+	PgClusterWorkerState state;
+
+	/* durable state, mirrored from the state file by the worker */
+	bool		durable_loaded;
+	uint64		term;
+	char		voted_for[PGC_NAME_LEN];
+	uint64		cluster_system_identifier;	/* learned by witnesses */
+
+	/* a higher term seen by a backend, for the worker to adopt */
+	uint64		highest_term_seen;
+
+	char		leader[PGC_NAME_LEN];
+
+	/* the configured nodes, rebuilt by the worker on every reload */
+	int			node_count;
+	PgClusterNodeEntry nodes[PGC_MAX_NODES];
+
+	/* event ring */
+	uint64		next_event_seq;
+	PgClusterEvent events[PGC_EVENT_RING_SIZE];
+} PgClusterShared;
+
+/* The durable state file, $PGDATA/pg_cluster.state. */
+typedef struct PgClusterDurableState
+{
+	uint64		term;
+	char		voted_for[PGC_NAME_LEN];
+	uint64		cluster_system_identifier;
+} PgClusterDurableState;
+
+/* pg_cluster.c */
+extern PgClusterShared *PgClusterShmem;
+extern void PgClusterWorkerMain(Datum main_arg);
+
+/* guc.c */
+extern char *PgClusterNodeName;
+extern char *PgClusterPeersString;
+extern char *PgClusterPeerConninfo;
+extern int	PgClusterHeartbeatIntervalMs;
+extern int	PgClusterFailoverTimeoutMs;
+extern int	PgClusterConnectTimeoutMs;
+extern int	PgClusterNodeKindSetting;
+extern const PgClusterPeerList *PgClusterPeers;
+extern void PgClusterDefineGucs(void);
+extern bool PgClusterIsConfigured(void);
+extern bool PgClusterParsePeerList(const char *value, const char *self_name,
+								   PgClusterPeerList *list,
+								   char *errbuf, size_t errlen);
+
+/* shared_state.c */
+extern Size PgClusterShmemSize(void);
+extern void PgClusterShmemInit(void);
+extern void PgClusterSyncNodeTable(const PgClusterPeerList *peers);
+extern int	PgClusterFindNode(const char *name);
+extern const char *PgClusterRoleName(PgClusterRole role);
+extern PgClusterRole PgClusterRoleFromName(const char *name);
+extern const char *PgClusterStateName(PgClusterWorkerState state);
+extern PgClusterRole PgClusterLocalRole(void);
+extern XLogRecPtr PgClusterLocalLsn(TimeLineID *timeline);
+extern uint64 PgClusterLocalSystemIdentifier(void);
+extern void PgClusterLocalView(PgClusterNodeView *view);
+
+/* events.c */
+extern void PgClusterRecordEvent(const char *kind, const char *node,
+								 const char *fmt,...) pg_attribute_printf(3, 4);
+
+/* state_file.c */
+typedef enum PgClusterStateFileResult
+{
+	PGC_STATE_FILE_OK,
+	PGC_STATE_FILE_MISSING,
+	PGC_STATE_FILE_CORRUPT
+} PgClusterStateFileResult;
+
+extern PgClusterStateFileResult PgClusterReadStateFile(PgClusterDurableState *state,
+													   char *errbuf, size_t errlen);
+extern void PgClusterWriteStateFile(const PgClusterDurableState *state);
+
+#endif							/* PG_CLUSTER_H */

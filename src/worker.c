@@ -1,0 +1,492 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *		The pg_cluster background worker: its main loop, its durable state
+ *		and the state it publishes about this node.
+ *
+ * One worker runs in every instance, primary, standby or witness.  Its loop
+ * never sleeps: it waits in one WaitEventSet for its latch, postmaster death
+ * and the sockets of all peers, with a timeout to the next heartbeat tick
+ * or peer deadline.  At each tick it sends a heartbeat to every peer
+ * (peer.c) and recomputes what it publishes in shared memory.
+ *
+ * The worker is the only writer of the durable state file: a higher term
+ * learned from any peer, or from a heartbeat a backend received, is made
+ * durable here before it is published.
+ *
+ * Copyright (c) 2026, pg_cluster developers
+ *
+ * IDENTIFICATION
+ *		src/worker.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+/* These are always necessary for a bgworker */
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+
+/* these headers are used by this particular worker's code */
+#include "access/xlog.h"
+#include "pgstat.h"
+#include "replication/walreceiver.h"
+#include "tcop/tcopprot.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "pg_cluster.h"
+#include "worker.h"
+
+/* Fixed slots of the wait event set before the peer sockets. */
+#define WORKER_FIXED_WAIT_EVENTS 2
+
+static bool durable_state_usable = false;
+static PgClusterDurableState durable_state;
+
+/*
+ * How the published state follows from what the worker observes.  The
+ * first row whose condition holds wins.
+ */
+typedef struct WorkerStateRule
+{
+	bool		(*condition) (void);
+	PgClusterWorkerState state;
+	const char *why;
+} WorkerStateRule;
+
+static bool
+StateFileUnusable(void)
+{
+	return !durable_state_usable;
+}
+
+static bool
+NotConfigured(void)
+{
+	return !PgClusterIsConfigured();
+}
+
+static bool
+IsWitness(void)
+{
+	return PgClusterNodeKindSetting == PGC_NODE_WITNESS;
+}
+
+static bool
+IsPrimary(void)
+{
+	return !RecoveryInProgress();
+}
+
+static bool
+IsStreaming(void)
+{
+	return WalRcvStreaming();
+}
+
+static bool
+Always(void)
+{
+	return true;
+}
+
+static const WorkerStateRule worker_state_rules[] = {
+	{StateFileUnusable, PGC_STATE_STATE_FILE_CORRUPT, "the durable state file is unreadable"},
+	{NotConfigured, PGC_STATE_UNCONFIGURED, "pg_cluster.node_name or pg_cluster.peers is not set"},
+	{IsWitness, PGC_STATE_WITNESS, "pg_cluster.node_role is witness"},
+	{IsPrimary, PGC_STATE_PRIMARY, "the node is not in recovery"},
+	{IsStreaming, PGC_STATE_STREAMING, "the WAL receiver is streaming"},
+	{Always, PGC_STATE_NOT_STREAMING, "the node is in recovery without a streaming WAL receiver"},
+};
+
+static const WorkerStateRule *
+CurrentStateRule(void)
+{
+	for (int i = 0; i < (int) lengthof(worker_state_rules); i++)
+	{
+		if (worker_state_rules[i].condition())
+			return &worker_state_rules[i];
+	}
+	pg_unreachable();
+}
+
+/*
+ * PersistDurableState makes "next" durable, then publishes it.  Nothing is
+ * published before the file is on disk.
+ */
+static void
+PersistDurableState(const PgClusterDurableState *next)
+{
+	PgClusterWriteStateFile(next);
+	durable_state = *next;
+
+	LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
+	PgClusterShmem->term = durable_state.term;
+	strlcpy(PgClusterShmem->voted_for, durable_state.voted_for, PGC_NAME_LEN);
+	PgClusterShmem->cluster_system_identifier = durable_state.cluster_system_identifier;
+	PgClusterShmem->durable_loaded = true;
+	LWLockRelease(PgClusterShmem->lock);
+}
+
+/*
+ * LoadDurableState reads the state file at startup (and again at a reload
+ * while it is unusable).  A missing file starts a new one at term 0; a
+ * damaged one is reported and leaves the node out of the protocol.
+ */
+static void
+LoadDurableState(void)
+{
+	PgClusterDurableState loaded;
+	char		errbuf[512];
+
+	switch (PgClusterReadStateFile(&loaded, errbuf, sizeof(errbuf)))
+	{
+		case PGC_STATE_FILE_OK:
+			durable_state_usable = true;
+			durable_state = loaded;
+			LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
+			PgClusterShmem->term = loaded.term;
+			strlcpy(PgClusterShmem->voted_for, loaded.voted_for, PGC_NAME_LEN);
+			PgClusterShmem->cluster_system_identifier = loaded.cluster_system_identifier;
+			PgClusterShmem->durable_loaded = true;
+			LWLockRelease(PgClusterShmem->lock);
+			break;
+
+		case PGC_STATE_FILE_MISSING:
+			memset(&loaded, 0, sizeof(loaded));
+			PersistDurableState(&loaded);
+			durable_state_usable = true;
+			PgClusterRecordEvent("state_file_created", NULL,
+								 "created pg_cluster.state at term 0");
+			break;
+
+		case PGC_STATE_FILE_CORRUPT:
+			if (durable_state_usable || !PgClusterShmem->durable_loaded)
+			{
+				ereport(WARNING,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("pg_cluster: durable state is unusable: %s", errbuf),
+						 errdetail("This node takes no part in the cluster until the file is repaired: forgetting a vote could elect two leaders in one term."),
+						 errhint("Restore pg_cluster.state from a copy, or stop the server and remove it; the node then restarts at term 0 and learns the current term from its peers.")));
+				PgClusterRecordEvent("state_file_corrupt", NULL, "%s", errbuf);
+			}
+			durable_state_usable = false;
+			break;
+	}
+}
+
+/*
+ * WorkerObserveTerm adopts a term higher than ours, seen in a reply from
+ * "source" or in a heartbeat received by a backend.  Terms only grow, and a
+ * new term starts without a vote.
+ */
+void
+WorkerObserveTerm(uint64 term, const char *source)
+{
+	PgClusterDurableState next;
+
+	if (!durable_state_usable || term <= durable_state.term)
+		return;
+
+	next = durable_state;
+	next.term = term;
+	next.voted_for[0] = '\0';
+	PersistDurableState(&next);
+	PgClusterRecordEvent("term_changed", NULL,
+						 "adopted term " UINT64_FORMAT " seen at node \"%s\"",
+						 term, source);
+}
+
+/*
+ * WorkerAcceptClusterIdentifier decides whether a peer with this system
+ * identifier belongs to our cluster.  Data nodes share the identifier of
+ * the initdb they were cloned from.  A witness has its own initdb: it
+ * learns the cluster's identifier from the first data node it reaches,
+ * keeps it in its durable state, and from then on refuses any other.
+ */
+bool
+WorkerAcceptClusterIdentifier(uint64 peer_sysid, PgClusterRole peer_role,
+							  char *errbuf, size_t errlen)
+{
+	uint64		ours = PgClusterLocalSystemIdentifier();
+
+	if (peer_role == PGC_ROLE_WITNESS && peer_sysid == 0)
+		return true;			/* a witness that has not learned it yet */
+
+	if (ours == 0 && durable_state_usable && peer_role != PGC_ROLE_WITNESS)
+	{
+		PgClusterDurableState next = durable_state;
+
+		next.cluster_system_identifier = peer_sysid;
+		PersistDurableState(&next);
+		PgClusterRecordEvent("cluster_identified", NULL,
+							 "witness joined the cluster with system identifier " UINT64_FORMAT,
+							 peer_sysid);
+		return true;
+	}
+
+	if (peer_sysid != ours)
+	{
+		snprintf(errbuf, errlen,
+				 "peer belongs to another cluster: its system identifier is " UINT64_FORMAT ", ours is " UINT64_FORMAT,
+				 peer_sysid, ours);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * LeaderAsSeenHere names the current leader.  Until elections exist the
+ * leader is the data node that is not in recovery: this node if it is, else
+ * the peer that last reported being primary.
+ */
+static void
+LeaderAsSeenHere(char *leader)
+{
+	leader[0] = '\0';
+	if (PgClusterLocalRole() == PGC_ROLE_PRIMARY)
+	{
+		strlcpy(leader, PgClusterNodeName, PGC_NAME_LEN);
+		return;
+	}
+	for (int i = 0; i < PgClusterShmem->node_count; i++)
+	{
+		PgClusterNodeEntry *entry = &PgClusterShmem->nodes[i];
+
+		if (!entry->is_self && entry->view_valid &&
+			entry->view.role == PGC_ROLE_PRIMARY && !entry->refused)
+		{
+			strlcpy(leader, entry->name, PGC_NAME_LEN);
+			return;
+		}
+	}
+}
+
+/* PublishLocalState recomputes this node's state and leader. */
+static void
+PublishLocalState(void)
+{
+	const WorkerStateRule *rule = CurrentStateRule();
+	PgClusterWorkerState old_state;
+	char		old_leader[PGC_NAME_LEN];
+	char		leader[PGC_NAME_LEN];
+
+	LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
+	old_state = PgClusterShmem->state;
+	strlcpy(old_leader, PgClusterShmem->leader, PGC_NAME_LEN);
+	LeaderAsSeenHere(leader);
+	PgClusterShmem->state = rule->state;
+	strlcpy(PgClusterShmem->leader, leader, PGC_NAME_LEN);
+	LWLockRelease(PgClusterShmem->lock);
+
+	if (old_state != rule->state)
+		PgClusterRecordEvent("state_changed", NULL, "state %s -> %s: %s",
+							 PgClusterStateName(old_state),
+							 PgClusterStateName(rule->state), rule->why);
+	if (strcmp(old_leader, leader) != 0)
+		PgClusterRecordEvent("leader_changed", NULL, "leader \"%s\" -> \"%s\"",
+							 old_leader, leader);
+}
+
+/*
+ * ApplyConfiguration brings the node table and the peer connections in
+ * line with the current parameters.
+ */
+static void
+ApplyConfiguration(void)
+{
+	static PgClusterPeerList empty_list = {0, -1};
+	const PgClusterPeerList *list = PgClusterIsConfigured() ? PgClusterPeers : &empty_list;
+
+	PgClusterSyncNodeTable(PgClusterPeers ? PgClusterPeers : &empty_list);
+	PeerConnectionsConfigure(list);
+}
+
+/*
+ * ReloadConfiguration re-reads the configuration files.  Parameters whose
+ * new value a check hook rejected keep their old value (the GUC machinery
+ * logs why); connections are reopened when their options changed.
+ */
+static void
+ReloadConfiguration(void)
+{
+	char	   *old_peers = pstrdup(PgClusterPeersString ? PgClusterPeersString : "");
+	char	   *old_conninfo = pstrdup(PgClusterPeerConninfo ? PgClusterPeerConninfo : "");
+	int			old_connect_timeout = PgClusterConnectTimeoutMs;
+	bool		peers_changed;
+	bool		options_changed;
+
+	ConfigReloadPending = false;
+	ProcessConfigFile(PGC_SIGHUP);
+
+	peers_changed = strcmp(old_peers, PgClusterPeersString ? PgClusterPeersString : "") != 0;
+	options_changed = strcmp(old_conninfo, PgClusterPeerConninfo ? PgClusterPeerConninfo : "") != 0 ||
+		old_connect_timeout != PgClusterConnectTimeoutMs;
+
+	if (options_changed)
+		PeerConnectionsCloseAll();
+	if (peers_changed || options_changed)
+		ApplyConfiguration();
+	if (!durable_state_usable)
+		LoadDurableState();
+
+	PgClusterRecordEvent("config_reload", NULL,
+						 "configuration reloaded: %d peers, heartbeat %d ms, failover timeout %d ms%s%s",
+						 PeerConnectionsCount(), PgClusterHeartbeatIntervalMs,
+						 PgClusterFailoverTimeoutMs,
+						 peers_changed ? ", peer list changed" : "",
+						 options_changed ? ", connection options changed" : "");
+	pfree(old_peers);
+	pfree(old_conninfo);
+}
+
+static void
+WorkerShutdown(int code, Datum arg)
+{
+	PeerConnectionsCloseAll();
+	LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
+	PgClusterShmem->worker_pid = 0;
+	PgClusterShmem->worker_latch = NULL;
+	LWLockRelease(PgClusterShmem->lock);
+}
+
+/* WaitTimeoutMs converts a deadline into a WaitEventSetWait timeout. */
+static long
+WaitTimeoutMs(TimestampTz now, TimestampTz deadline)
+{
+	if (deadline == DT_NOEND)
+		return -1;
+	if (deadline <= now)
+		return 0;
+	/* round up, so we never wake just before the deadline and spin */
+	return (long) Min((deadline - now + 999) / 1000, (int64) INT_MAX);
+}
+
+/*
+ * WaitForWork waits until the latch is set, a peer socket is ready or the
+ * deadline passes, and hands ready sockets to their peers.
+ */
+static void
+WaitForWork(TimestampTz deadline)
+{
+	WaitEvent	occurred[PGC_MAX_NODES + WORKER_FIXED_WAIT_EVENTS];
+	WaitEventSet *set;
+	int			nevents;
+	TimestampTz now;
+
+	/*
+	 * The set is rebuilt for every wait: PQconnectPoll may replace a peer's
+	 * socket, and with at most PGC_MAX_NODES peers the rebuild is cheap.
+	 */
+	set = CreateWaitEventSet(CurrentMemoryContext,
+							 PeerConnectionsCount() + WORKER_FIXED_WAIT_EVENTS);
+	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	(void) PeerConnectionsAddWaitEvents(set);
+
+	nevents = WaitEventSetWait(set, WaitTimeoutMs(GetCurrentTimestamp(), deadline),
+							   occurred, lengthof(occurred), PG_WAIT_EXTENSION);
+	now = GetCurrentTimestamp();
+
+	for (int i = 0; i < nevents; i++)
+	{
+		if (occurred[i].events & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+		else if (occurred[i].user_data != NULL)
+			PeerConnectionHandleSocket(occurred[i].user_data,
+									   occurred[i].events, now);
+	}
+	FreeWaitEventSet(set);
+}
+
+/* AdoptTermsSeenByBackends takes over a higher term a backend saw. */
+static void
+AdoptTermsSeenByBackends(void)
+{
+	uint64		seen;
+
+	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
+	seen = PgClusterShmem->highest_term_seen;
+	LWLockRelease(PgClusterShmem->lock);
+	WorkerObserveTerm(seen, "a heartbeat received");
+}
+
+/*
+ * PgClusterWorkerMain is the entry point of the worker.
+ */
+void
+PgClusterWorkerMain(Datum main_arg)
+{
+	MemoryContext loop_context;
+	TimestampTz next_tick = 0;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
+	PgClusterShmem->worker_pid = MyProcPid;
+	PgClusterShmem->worker_latch = MyLatch;
+	PgClusterShmem->worker_started_at = GetCurrentTimestamp();
+	PgClusterShmem->state = PGC_STATE_STARTING;
+	LWLockRelease(PgClusterShmem->lock);
+	before_shmem_exit(WorkerShutdown, (Datum) 0);
+
+	LoadDurableState();
+	ApplyConfiguration();
+	PgClusterRecordEvent("worker_started", NULL,
+						 "worker started as %s node with %d peers, heartbeat %d ms",
+						 PgClusterNodeKindSetting == PGC_NODE_WITNESS ? "witness" : "data",
+						 PeerConnectionsCount(), PgClusterHeartbeatIntervalMs);
+	if (!PgClusterIsConfigured())
+		ereport(LOG,
+				(errmsg("pg_cluster: this node is not configured and stays idle"),
+				 errhint("Set pg_cluster.node_name and pg_cluster.peers (which must list this node).")));
+
+	loop_context = AllocSetContextCreate(TopMemoryContext, "pg_cluster worker loop",
+										 ALLOCSET_DEFAULT_SIZES);
+
+	for (;;)
+	{
+		MemoryContext oldcontext = MemoryContextSwitchTo(loop_context);
+		TimestampTz now;
+		TimestampTz deadline = DT_NOEND;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+			ReloadConfiguration();
+
+		now = GetCurrentTimestamp();
+		if (durable_state_usable && PgClusterIsConfigured())
+		{
+			AdoptTermsSeenByBackends();
+			PeerConnectionsCheckDeadlines(now);
+			if (now >= next_tick)
+			{
+				PeerConnectionsTick(now);
+				next_tick = TimestampTzPlusMilliseconds(next_tick, PgClusterHeartbeatIntervalMs);
+				/* after a stall, skip the missed ticks instead of bursting */
+				if (next_tick <= now)
+					next_tick = TimestampTzPlusMilliseconds(now, PgClusterHeartbeatIntervalMs);
+			}
+			PeerConnectionsUpdateReachability(now);
+			deadline = Min(next_tick, PeerConnectionsNextDeadline(now));
+		}
+		PublishLocalState();
+
+		WaitForWork(deadline);
+
+		MemoryContextSwitchTo(oldcontext);
+		MemoryContextReset(loop_context);
+	}
+}
