@@ -337,6 +337,9 @@ CheckPeerConninfo(char **newval, void **extra, GucSource source)
 	options = PQconninfoParse(*newval, &errmsg);
 	if (options == NULL)
 	{
+		/* libpq's messages end in a newline */
+		if (errmsg != NULL && errmsg[0] != '\0' && errmsg[strlen(errmsg) - 1] == '\n')
+			errmsg[strlen(errmsg) - 1] = '\0';
 		GUC_check_errdetail("%s", errmsg ? errmsg : "out of memory");
 		if (errmsg)
 			PQfreemem(errmsg);

@@ -158,6 +158,7 @@ typedef struct PgClusterShared
 
 	/* a higher term seen by a backend, for the worker to adopt */
 	uint64		highest_term_seen;
+	char		highest_term_from[PGC_NAME_LEN];
 
 	char		leader[PGC_NAME_LEN];
 

@@ -178,7 +178,10 @@ pg_cluster_heartbeat(PG_FUNCTION_ARGS)
 		entry->last_heard_at = now;
 		entry->heartbeats_received++;
 		if (theirs.term > PgClusterShmem->highest_term_seen)
+		{
 			PgClusterShmem->highest_term_seen = theirs.term;
+			strlcpy(PgClusterShmem->highest_term_from, sender, PGC_NAME_LEN);
+		}
 		if (theirs.term > PgClusterShmem->term)
 			worker_latch = PgClusterShmem->worker_latch;
 	}

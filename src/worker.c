@@ -200,7 +200,7 @@ WorkerObserveTerm(uint64 term, const char *source)
 	next.voted_for[0] = '\0';
 	PersistDurableState(&next);
 	PgClusterRecordEvent("term_changed", NULL,
-						 "adopted term " UINT64_FORMAT " seen at node \"%s\"",
+						 "adopted term " UINT64_FORMAT " from node \"%s\"",
 						 term, source);
 }
 
@@ -414,11 +414,13 @@ static void
 AdoptTermsSeenByBackends(void)
 {
 	uint64		seen;
+	char		from[PGC_NAME_LEN];
 
 	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
 	seen = PgClusterShmem->highest_term_seen;
+	strlcpy(from, PgClusterShmem->highest_term_from, PGC_NAME_LEN);
 	LWLockRelease(PgClusterShmem->lock);
-	WorkerObserveTerm(seen, "a heartbeat received");
+	WorkerObserveTerm(seen, from);
 }
 
 /*

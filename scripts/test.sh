@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs what the tests need, builds and installs pg_cluster, and runs
+# every test: pg_regress (one node), the TAP suites (several nodes) and
+# the protocol model checks.
+#
+# Usage: scripts/test.sh [--no-deps] [TAP test files...]
+#
+# Run as root (CI) or as a user with sudo.  PostgreSQL refuses to run as
+# root, so the servers run as the unprivileged user "postgres" on a copy of
+# the tree that user owns.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/scripts/common.sh"
+
+install_deps=1
+if [ "${1:-}" = "--no-deps" ]; then
+	install_deps=0
+	shift
+fi
+
+if [ $install_deps = 1 ]; then
+	pgc_install_packages
+fi
+pgc_build_and_install
+
+workdir=$(pgc_unprivileged_copy)
+trap 'rm -rf "$workdir"' EXIT
+
+status=0
+echo "=== pg_regress: one-node SQL surface"
+if ! pgc_as_runner "cd '$workdir' && make installcheck PG_CONFIG=$PG_CONFIG"; then
+	cat "$workdir"/regression.diffs 2>/dev/null || true
+	status=1
+fi
+
+echo "=== TAP: multi-node behaviour"
+tap_tests="$*"
+if ! pgc_as_runner "cd '$workdir' && make tapcheck PG_CONFIG=$PG_CONFIG ${tap_tests:+PROVE_TESTS='$tap_tests'}"; then
+	for log in "$workdir"/tmp_check/log/regress_log_*; do
+		[ -f "$log" ] || continue
+		echo "----- tail of $log"
+		tail -n 60 "$log"
+	done
+	status=1
+fi
+
+if [ $status = 0 ]; then
+	echo "All pg_cluster tests passed."
+else
+	echo "Some pg_cluster tests FAILED." >&2
+fi
+exit $status
