@@ -66,7 +66,12 @@ RegisterWorker(void)
 	BackgroundWorker worker;
 
 	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	/*
+	 * The worker connects to no database, only to the shared catalogs: it
+	 * needs them to check privileges (ALTER SYSTEM), and a connection makes
+	 * it visible in pg_stat_activity.
+	 */
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_ConsistentState;
 	worker.bgw_restart_time = WORKER_RESTART_SECONDS;
 	strlcpy(worker.bgw_library_name, "pg_cluster", BGW_MAXLEN);

@@ -435,6 +435,7 @@ PgClusterWorkerMain(Datum main_arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 
 	LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
 	PgClusterShmem->worker_pid = MyProcPid;

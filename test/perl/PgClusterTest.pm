@@ -1,0 +1,158 @@
+# PgClusterTest.pm
+#    Helpers for the pg_cluster TAP tests: build clusters of real
+#    PostgreSQL instances on loopback with PostgreSQL::Test::Cluster, and
+#    wait for conditions with deadlines.
+package PgClusterTest;
+
+use strict;
+use warnings;
+
+use Exporter 'import';
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time);
+
+our @EXPORT = qw(create_cluster cluster_conf add_wait_function wait_for
+  sql postmaster_pid stop_process_group continue_process_group);
+
+# Timings used by the tests unless a test says otherwise.
+our %DEFAULT_SETTINGS = (
+	'pg_cluster.heartbeat_interval' => '100ms',
+	'pg_cluster.failover_timeout' => '1s',
+	'pg_cluster.connect_timeout' => '500ms',);
+
+# cluster_conf returns the postgresql.conf lines that make $node a member
+# of the cluster described by $peers.
+sub cluster_conf
+{
+	my ($node, $peers, %settings) = @_;
+	my %all = (%DEFAULT_SETTINGS, %settings);
+	my $conf = <<"EOC";
+listen_addresses = '127.0.0.1'
+max_connections = 40
+shared_preload_libraries = 'pg_cluster'
+wal_log_hints = on
+log_min_messages = info
+pg_cluster.node_name = '@{[ $node->name ]}'
+pg_cluster.peers = '$peers'
+pg_cluster.peer_conninfo = 'dbname=postgres'
+EOC
+	$conf .= "$_ = '$all{$_}'\n" for sort keys %all;
+	return $conf;
+}
+
+# add_wait_function creates pgc_wait_for(condition, timeout_seconds): it
+# polls the condition every 10 ms inside the server and returns the epoch
+# time at which it first held, or fails at the deadline.  Polling inside
+# the server measures to the millisecond without a psql start per try.
+sub add_wait_function
+{
+	my ($node) = @_;
+	$node->safe_psql('postgres', <<'EOSQL');
+CREATE FUNCTION public.pgc_wait_for(condition text, timeout_s float8)
+RETURNS float8 LANGUAGE plpgsql AS $fn$
+DECLARE
+	deadline timestamptz := clock_timestamp() + timeout_s * interval '1 second';
+	ok boolean;
+BEGIN
+	LOOP
+		EXECUTE condition INTO ok;
+		IF ok THEN
+			RETURN extract(epoch FROM clock_timestamp());
+		END IF;
+		IF clock_timestamp() > deadline THEN
+			RAISE EXCEPTION 'condition not met within % s: %', timeout_s, condition;
+		END IF;
+		PERFORM pg_sleep(0.01);
+	END LOOP;
+END
+$fn$;
+EOSQL
+}
+
+# create_cluster builds a cluster: "data" data nodes (n1 the primary, the
+# others streaming standbys cloned with pg_basebackup) and "witnesses"
+# witness nodes (w1, ..., each its own initdb).  Returns the nodes, started
+# and with the extension installed.
+sub create_cluster
+{
+	my (%args) = @_;
+	my $data = $args{data} // 3;
+	my $witnesses = $args{witnesses} // 0;
+	my %settings = %{ $args{settings} // {} };
+
+	my @nodes = map { PostgreSQL::Test::Cluster->new("n$_") } 1 .. $data;
+	push @nodes, map { PostgreSQL::Test::Cluster->new("w$_") } 1 .. $witnesses;
+	my $peers = join(',', map { $_->name . '=127.0.0.1:' . $_->port } @nodes);
+
+	my $primary = $nodes[0];
+	$primary->init(allows_streaming => 1);
+	$primary->append_conf('postgresql.conf', cluster_conf($primary, $peers, %settings));
+	$primary->start;
+	$primary->safe_psql('postgres', 'CREATE EXTENSION pg_cluster');
+	add_wait_function($primary);
+	$primary->backup('base');
+
+	foreach my $node (@nodes[ 1 .. $data - 1 ])
+	{
+		$node->init_from_backup($primary, 'base', has_streaming => 1);
+		$node->append_conf('postgresql.conf',
+			"port = " . $node->port . "\npg_cluster.node_name = '" . $node->name . "'\n");
+		$node->start;
+	}
+	foreach my $node (@nodes[ $data .. $#nodes ])
+	{
+		$node->init;
+		$node->append_conf('postgresql.conf',
+			cluster_conf($node, $peers, %settings, 'pg_cluster.node_role' => 'witness'));
+		$node->start;
+		$node->safe_psql('postgres', 'CREATE EXTENSION pg_cluster');
+		add_wait_function($node);
+	}
+	return @nodes;
+}
+
+# wait_for waits until $condition (a boolean SQL expression or query) holds
+# on $node and returns the time it first held.  Dies at the deadline.
+sub wait_for
+{
+	my ($node, $condition, $timeout) = @_;
+	$timeout //= $PostgreSQL::Test::Utils::timeout_default;
+	$condition =~ s/'/''/g;
+	return $node->safe_psql('postgres',
+		"SELECT public.pgc_wait_for('SELECT ($condition)', $timeout)");
+}
+
+# sql runs a query on $node and returns its output.
+sub sql
+{
+	my ($node, $query) = @_;
+	return $node->safe_psql('postgres', $query);
+}
+
+sub postmaster_pid
+{
+	my ($node) = @_;
+	open my $fh, '<', $node->data_dir . '/postmaster.pid' or die "no postmaster.pid: $!";
+	my $pid = <$fh>;
+	close $fh;
+	chomp $pid;
+	return $pid;
+}
+
+# pg_ctl makes the postmaster a process-group leader: stopping the group
+# freezes the whole instance (postmaster, backends, the pg_cluster worker).
+sub stop_process_group
+{
+	my ($node) = @_;
+	kill 'STOP', -postmaster_pid($node) or die "could not stop: $!";
+}
+
+sub continue_process_group
+{
+	my ($node) = @_;
+	kill 'CONT', -postmaster_pid($node) or die "could not continue: $!";
+}
+
+1;

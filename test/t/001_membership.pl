@@ -1,0 +1,101 @@
+# Three nodes on loopback see each other: reachability, roles, LSNs, the
+# worker process, and the worker's restart by the postmaster.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time);
+use PgClusterTest;
+
+my $t_start = time;
+my @nodes = create_cluster(data => 3);
+my ($n1, $n2, $n3) = @nodes;
+my $t_started = time;
+
+# every node sees every node reachable
+foreach my $node (@nodes)
+{
+	my $at = wait_for($node,
+		"SELECT count(*) = 3 FROM pg_cluster.nodes WHERE reachable");
+	note sprintf("%s sees all 3 nodes reachable %.3f s after the last start",
+		$node->name, $at - $t_started);
+	pass($node->name . " sees all nodes reachable");
+}
+
+# right roles everywhere, one leader: the primary
+foreach my $node (@nodes)
+{
+	is( sql($node,
+			"SELECT string_agg(node_name || ':' || role || ':' || is_leader, ',' ORDER BY node_name) FROM pg_cluster.nodes"
+		),
+		'n1:primary:true,n2:standby:false,n3:standby:false',
+		$node->name . ' sees the right roles and the leader');
+	is(sql($node, "SELECT leader FROM pg_cluster.status"), 'n1',
+		$node->name . ' names n1 as leader');
+}
+is(sql($n1, "SELECT state FROM pg_cluster.status"), 'primary', 'n1 state');
+wait_for($_, "SELECT state = 'streaming' FROM pg_cluster.status") for ($n2, $n3);
+pass('standbys are streaming');
+
+# the views follow the primary's WAL
+sql($n1, "CREATE TABLE t AS SELECT g FROM generate_series(1, 10000) g");
+my $lsn = sql($n1, "SELECT pg_current_wal_flush_lsn()");
+my $t_write = time;
+foreach my $node (@nodes)
+{
+	my $at = wait_for($node,
+		"SELECT bool_and(lsn >= '$lsn' AND timeline = 1) FROM pg_cluster.nodes WHERE role IN ('primary', 'standby')"
+	);
+	note sprintf("%s sees every node's LSN past %s %.3f s after the write",
+		$node->name, $lsn, $at - $t_write);
+	pass($node->name . ' sees the LSNs of all nodes');
+}
+# lag is shown against the leader
+is(sql($n1, "SELECT count(*) FROM pg_cluster.nodes WHERE lag_bytes IS NULL"),
+	'0', 'lag_bytes known for every data node');
+
+# one worker per instance, named so that ps shows it
+foreach my $node (@nodes)
+{
+	is( sql($node,
+			"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_cluster'"),
+		'1',
+		$node->name . ' runs one pg_cluster worker');
+}
+my $pid = sql($n2, "SELECT worker_pid FROM pg_cluster.status");
+my $ps = `ps -o args= -p $pid`;
+like($ps, qr/pg_cluster worker/, 'ps shows the worker as pg_cluster');
+
+# the postmaster restarts a worker that died
+sql($n2, "SELECT pg_terminate_backend($pid)");
+wait_for($n2,
+	"SELECT worker_pid IS NOT NULL AND worker_pid <> $pid FROM pg_cluster.status");
+wait_for($n2, "SELECT count(*) = 3 FROM pg_cluster.nodes WHERE reachable");
+pass('worker restarted by the postmaster and back in touch with its peers');
+is(sql($n2, "SELECT count(*) >= 2 FROM pg_cluster.events WHERE kind = 'worker_started'"),
+	't', 'the restart is an event');
+
+# heartbeats flow both ways
+foreach my $node (@nodes)
+{
+	is( sql($node,
+			"SELECT bool_and(heartbeats_answered > 0 AND heartbeats_received > 0) FROM pg_cluster.nodes WHERE NOT is_self"
+		),
+		't',
+		$node->name . ' sends and receives heartbeats');
+}
+
+# the connection URI lists the data nodes
+my $uri = sql($n3, "SELECT pg_cluster.connection_uri()");
+my $ports = join(',', map { '127.0.0.1:' . $_->port } @nodes);
+is($uri, "postgresql://$ports/postgres?target_session_attrs=read-write&connect_timeout=2",
+	'connection_uri');
+my ($out, $err);
+IPC::Run::run([ 'psql', '-XAt', '-d', $uri, '-c', 'SELECT pg_is_in_recovery()' ],
+	'>', \$out, '2>', \$err);
+is($out, "f\n", 'the read-write URI reaches the primary');
+
+note sprintf("test took %.1f s", time - $t_start);
+done_testing();
