@@ -33,14 +33,13 @@ REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=./tmp_c
 include $(PGXS)
 
 # Multi-node TAP tests in test/t, run against the installed extension.
-PROVE_FLAGS += -I $(srcdir)/test/perl
 .PHONY: tapcheck
 tapcheck:
 	rm -rf '$(CURDIR)'/tmp_check
 	$(MKDIR_P) '$(CURDIR)'/tmp_check
 	cd $(srcdir) && TESTDIR='$(CURDIR)' PATH="$(bindir):$$PATH" \
 		PG_REGRESS='$(top_builddir)/src/test/regress/pg_regress' \
-		$(PROVE) $(PG_PROVE_FLAGS) $(PROVE_FLAGS) $(if $(PROVE_TESTS),$(PROVE_TESTS),test/t/*.pl)
+		$(PROVE) $(PG_PROVE_FLAGS) -I $(srcdir)/test/perl $(PROVE_FLAGS) $(if $(PROVE_TESTS),$(PROVE_TESTS),test/t/*.pl)
 
 # PGXS does not track header dependencies of out-of-tree modules.
 $(OBJS): src/pg_cluster.h src/worker.h

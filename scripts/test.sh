@@ -36,7 +36,7 @@ fi
 
 echo "=== TAP: multi-node behaviour"
 tap_tests="$*"
-if ! pgc_as_runner "cd '$workdir' && make tapcheck PG_CONFIG=$PG_CONFIG ${tap_tests:+PROVE_TESTS='$tap_tests'}"; then
+if ! pgc_as_runner "cd '$workdir' && make tapcheck PG_CONFIG=$PG_CONFIG ${tap_tests:+PROVE_TESTS='$tap_tests'} ${PROVE_FLAGS:+PROVE_FLAGS='$PROVE_FLAGS'}"; then
 	for log in "$workdir"/tmp_check/log/regress_log_*; do
 		[ -f "$log" ] || continue
 		echo "----- tail of $log"

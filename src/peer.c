@@ -408,12 +408,13 @@ PeerParseReply(Peer *peer, PGresult *res, PgClusterNodeView *view,
 	{
 		const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 		const char *message = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
 
 		if (sqlstate != NULL && strcmp(sqlstate, "PC001") == 0)
 		{
 			*refused = true;
-			snprintf(reason, reasonlen, "peer refused our heartbeat: %s",
-					 message ? message : "");
+			snprintf(reason, reasonlen, "peer refused our heartbeat: %s: %s",
+					 message ? message : "", detail ? detail : "");
 		}
 		else if (sqlstate != NULL &&
 				 (strcmp(sqlstate, "42883") == 0 || strcmp(sqlstate, "3F000") == 0))

@@ -44,6 +44,12 @@
  */
 #define ERRCODE_PGC_PEER_REFUSED	MAKE_SQLSTATE('P','C','0','0','1')
 
+/*
+ * SQLSTATE of a heartbeat answered by a node that cannot take part right
+ * now (its durable state is not loaded or is damaged).
+ */
+#define ERRCODE_PGC_NODE_UNAVAILABLE MAKE_SQLSTATE('P','C','0','0','2')
+
 /* What a node is, as reported in heartbeats and in the views. */
 typedef enum PgClusterRole
 {

@@ -114,6 +114,7 @@ pg_cluster_heartbeat(PG_FUNCTION_ARGS)
 	char		sysid[32];
 	TimestampTz now = GetCurrentTimestamp();
 	Latch	   *worker_latch = NULL;
+	bool		unavailable;
 
 	for (int i = 0; i < HB_NARGS; i++)
 		if (i != HB_ARG_LEADER)
@@ -156,6 +157,19 @@ pg_cluster_heartbeat(PG_FUNCTION_ARGS)
 	}
 	if (strcmp(sender, PgClusterNodeName) == 0)
 		RefuseHeartbeat(-1, sender, "the heartbeat comes from this node itself: two entries of pg_cluster.peers point here");
+
+	/* without its durable state a node must not answer with a term */
+	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
+	unavailable = !PgClusterShmem->durable_loaded ||
+		PgClusterShmem->state == PGC_STATE_STATE_FILE_CORRUPT;
+	LWLockRelease(PgClusterShmem->lock);
+	if (unavailable)
+		ereport(ERROR,
+				(errcode(ERRCODE_PGC_NODE_UNAVAILABLE),
+				 errmsg("node \"%s\" cannot take part in the cluster now",
+						PgClusterNodeName),
+				 errdetail("Its durable state (pg_cluster.state) is not loaded or is damaged."),
+				 errhint("See pg_cluster.status and the server log of that node.")));
 
 	PgClusterLocalView(&ours);
 	if (!(theirs.role == PGC_ROLE_WITNESS && theirs.system_identifier == 0) &&

@@ -141,18 +141,31 @@ sub postmaster_pid
 	return $pid;
 }
 
-# pg_ctl makes the postmaster a process-group leader: stopping the group
-# freezes the whole instance (postmaster, backends, the pg_cluster worker).
+# instance_pids returns the postmaster and all its children.  Every child
+# of the postmaster calls setsid(), so a process-group signal would reach
+# the postmaster alone.
+sub instance_pids
+{
+	my ($node) = @_;
+	my $pm = postmaster_pid($node);
+	my @children = split ' ', `ps -o pid= --ppid $pm`;
+	return ($pm, @children);
+}
+
+# stop_process_group freezes the whole instance (postmaster, backends, the
+# pg_cluster worker) with SIGSTOP: a hung host, as its peers see it.
 sub stop_process_group
 {
 	my ($node) = @_;
-	kill 'STOP', -postmaster_pid($node) or die "could not stop: $!";
+	my @pids = instance_pids($node);
+	kill 'STOP', @pids or die "could not stop: $!";
 }
 
 sub continue_process_group
 {
 	my ($node) = @_;
-	kill 'CONT', -postmaster_pid($node) or die "could not continue: $!";
+	my @pids = instance_pids($node);
+	kill 'CONT', @pids or die "could not continue: $!";
 }
 
 1;
