@@ -40,12 +40,13 @@ foreach my $mode ('fast', 'immediate')
 
 	my $t_start = time;
 	$n3->start;
+	my $t_started = time;
 	foreach my $node ($n1, $n2)
 	{
 		my $at = wait_for($node,
 			"SELECT reachable FROM pg_cluster.nodes WHERE node_name = 'n3'");
-		note sprintf("%s: n3 reachable again %.3f s after its start returned",
-			$node->name, $at - time);
+		note sprintf("%s: n3 reachable again %.3f s after pg_ctl start returned (start took %.3f s)",
+			$node->name, $at - $t_started, $t_started - $t_start);
 		pass($node->name . ' sees n3 reachable again');
 	}
 	wait_for($n3, "SELECT count(*) = 3 FROM pg_cluster.nodes WHERE reachable");
