@@ -3,7 +3,11 @@
 EXTENSION = pg_cluster
 MODULE_big = pg_cluster
 OBJS = \
+	src/durable.o \
+	src/election.o \
 	src/events.o \
+	src/fence.o \
+	src/follow.o \
 	src/guc.o \
 	src/peer.o \
 	src/pg_cluster.o \

@@ -11,11 +11,15 @@ CREATE SCHEMA pg_cluster;
 RESET allow_system_table_mods;
 COMMENT ON SCHEMA pg_cluster IS 'pg_cluster: cluster membership, election and failover';
 
--- Peers call the internal RPCs as a member of this role.
+-- Peers call the internal RPCs as members of pgcluster_peer; operators
+-- pause, resume (and switch over) as members of pgcluster_admin.
 DO $$
 BEGIN
 	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'pgcluster_peer') THEN
 		CREATE ROLE pgcluster_peer NOLOGIN;
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'pgcluster_admin') THEN
+		CREATE ROLE pgcluster_admin NOLOGIN;
 	END IF;
 END
 $$;
@@ -31,6 +35,9 @@ CREATE FUNCTION pg_cluster.heartbeat(
 	sender_lsn pg_catalog.pg_lsn,
 	sender_time timestamptz,
 	sender_protocol_version integer,
+	sender_is_leader boolean,
+	sender_pause_version bigint,
+	sender_paused boolean,
 	OUT node_name text,
 	OUT system_identifier text,
 	OUT role text,
@@ -38,13 +45,46 @@ CREATE FUNCTION pg_cluster.heartbeat(
 	OUT leader text,
 	OUT timeline integer,
 	OUT lsn pg_catalog.pg_lsn,
-	OUT protocol_version integer)
+	OUT protocol_version integer,
+	OUT is_leader boolean,
+	OUT ack boolean,
+	OUT pause_version bigint,
+	OUT paused boolean)
 RETURNS record
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'pg_cluster_heartbeat';
 
-REVOKE ALL ON FUNCTION pg_cluster.heartbeat(text, text, text, bigint, text, integer, pg_catalog.pg_lsn, timestamptz, integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pg_cluster.heartbeat(text, text, text, bigint, text, integer, pg_catalog.pg_lsn, timestamptz, integer) TO pgcluster_peer;
+REVOKE ALL ON FUNCTION pg_cluster.heartbeat(text, text, text, bigint, text, integer, pg_catalog.pg_lsn, timestamptz, integer, boolean, bigint, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pg_cluster.heartbeat(text, text, text, bigint, text, integer, pg_catalog.pg_lsn, timestamptz, integer, boolean, bigint, boolean) TO pgcluster_peer;
+
+-- Internal: a candidate's (pre-)vote request.
+CREATE FUNCTION pg_cluster.request_vote(
+	candidate_name text,
+	candidate_system_identifier text,
+	candidate_term bigint,
+	candidate_timeline integer,
+	candidate_lsn pg_catalog.pg_lsn,
+	pre_vote boolean,
+	candidate_protocol_version integer,
+	OUT term bigint,
+	OUT granted boolean,
+	OUT reason text)
+RETURNS record
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'pg_cluster_request_vote';
+
+REVOKE ALL ON FUNCTION pg_cluster.request_vote(text, text, bigint, integer, pg_catalog.pg_lsn, boolean, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pg_cluster.request_vote(text, text, bigint, integer, pg_catalog.pg_lsn, boolean, integer) TO pgcluster_peer;
+
+-- Maintenance mode, cluster-wide and durable: no automatic failover.
+CREATE FUNCTION pg_cluster.pause() RETURNS boolean
+LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pg_cluster_pause';
+CREATE FUNCTION pg_cluster.resume() RETURNS boolean
+LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pg_cluster_resume';
+REVOKE ALL ON FUNCTION pg_cluster.pause() FROM PUBLIC;
+REVOKE ALL ON FUNCTION pg_cluster.resume() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pg_cluster.pause() TO pgcluster_admin;
+GRANT EXECUTE ON FUNCTION pg_cluster.resume() TO pgcluster_admin;
 
 CREATE FUNCTION pg_cluster.node_info(
 	OUT node_name text,
@@ -90,7 +130,10 @@ CREATE FUNCTION pg_cluster.status_info(
 	OUT worker_pid integer,
 	OUT worker_started_at timestamptz,
 	OUT heartbeat_interval_ms integer,
-	OUT failover_timeout_ms integer)
+	OUT failover_timeout_ms integer,
+	OUT paused boolean,
+	OUT lease_until timestamptz,
+	OUT last_leader_contact timestamptz)
 RETURNS SETOF record
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'pg_cluster_status_info';
@@ -131,5 +174,5 @@ REVOKE ALL ON pg_cluster.nodes, pg_cluster.status, pg_cluster.events FROM PUBLIC
 GRANT EXECUTE ON FUNCTION pg_cluster.node_info() TO pg_monitor;
 GRANT EXECUTE ON FUNCTION pg_cluster.status_info() TO pg_monitor;
 GRANT EXECUTE ON FUNCTION pg_cluster.event_log() TO pg_monitor;
-GRANT USAGE ON SCHEMA pg_cluster TO pg_monitor, pgcluster_peer;
+GRANT USAGE ON SCHEMA pg_cluster TO pg_monitor, pgcluster_peer, pgcluster_admin;
 GRANT SELECT ON pg_cluster.nodes, pg_cluster.status, pg_cluster.events TO pg_monitor;

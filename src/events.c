@@ -41,8 +41,9 @@ PgClusterRecordEvent(const char *kind, const char *node, const char *fmt,...)
 	if (node == NULL)
 		node = PgClusterNodeName ? PgClusterNodeName : "";
 
+	/* an unlocked read of the term: events only display it */
+	term = PgClusterShmem->durable.term;
 	LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
-	term = PgClusterShmem->term;
 	event = &PgClusterShmem->events[PgClusterShmem->next_event_seq %
 									PGC_EVENT_RING_SIZE];
 	event->seq = PgClusterShmem->next_event_seq++;

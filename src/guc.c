@@ -36,6 +36,9 @@ int			PgClusterHeartbeatIntervalMs = 100;
 int			PgClusterFailoverTimeoutMs = 1000;
 int			PgClusterConnectTimeoutMs = 500;
 int			PgClusterNodeKindSetting = PGC_NODE_DATA;
+int			PgClusterPriority = 100;
+int			PgClusterMaxLagOnFailover = 16 * 1024 * 1024;
+char	   *PgClusterOnRoleChangeCommand = NULL;
 
 /* The parsed peer list, or NULL while pg_cluster.peers is empty. */
 const PgClusterPeerList *PgClusterPeers = NULL;
@@ -478,6 +481,33 @@ PgClusterDefineGucs(void)
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_cluster.priority",
+							"Promotion priority of this node; 0 means it is never promoted.",
+							"Among eligible standbys the most advanced wins; priority only excludes (0) or includes.",
+							&PgClusterPriority,
+							100, 0, 1000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_cluster.max_lag_on_failover",
+							"Largest WAL lag behind the last known leader position with which a standby may become leader.",
+							NULL,
+							&PgClusterMaxLagOnFailover,
+							16 * 1024 * 1024, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("pg_cluster.on_role_change_command",
+							   "Shell command run after this node became leader or stepped down.",
+							   "%n is replaced by the node name, %r by the new role (primary or demoted), %t by the term.",
+							   &PgClusterOnRoleChangeCommand,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
 
 	gucs_defined = true;
 

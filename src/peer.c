@@ -68,7 +68,11 @@ typedef struct Peer
 
 	TimestampTz deadline;		/* of CONNECTING and AWAITING_REPLY */
 	TimestampTz next_attempt_at;	/* of DISCONNECTED */
-	TimestampTz sent_at;		/* of the heartbeat in flight */
+	TimestampTz sent_at;		/* of the request in flight */
+	bool		in_flight_is_vote;	/* else a heartbeat */
+	PgClusterVoteRequest in_flight_vote;
+	bool		vote_pending;	/* a vote request waits to be sent */
+	PgClusterVoteRequest pending_vote;
 	int			refused_retry_ms;	/* current back-off after a refusal */
 
 	/* what the reachability check last published, to log transitions */
@@ -95,6 +99,7 @@ typedef struct PeerStateInfo
 static void PeerStartConnecting(Peer *peer, TimestampTz now);
 static void PeerContinueConnecting(Peer *peer, TimestampTz now);
 static void PeerSendHeartbeat(Peer *peer, TimestampTz now);
+static void PeerSendNext(Peer *peer, TimestampTz now);
 static void PeerReadReply(Peer *peer, TimestampTz now);
 static uint32 PeerConnectWaitEvents(Peer *peer);
 static uint32 PeerReplyWaitEvents(Peer *peer);
@@ -102,7 +107,7 @@ static uint32 PeerReplyWaitEvents(Peer *peer);
 static const PeerStateInfo peer_states[] = {
 	[PEER_DISCONNECTED] = {"disconnected", NULL, PeerStartConnecting, NULL, false},
 	[PEER_CONNECTING] = {"connecting", PeerConnectWaitEvents, NULL, PeerContinueConnecting, true},
-	[PEER_IDLE] = {"connected", NULL, PeerSendHeartbeat, NULL, false},
+	[PEER_IDLE] = {"connected", NULL, PeerSendNext, NULL, false},
 	[PEER_AWAITING_REPLY] = {"connected", PeerReplyWaitEvents, NULL, PeerReadReply, true},
 };
 
@@ -110,8 +115,15 @@ static Peer peers[PGC_MAX_NODES];
 static int	peer_count = 0;
 
 static const char heartbeat_query[] =
-"SELECT node_name, system_identifier, role, term, leader, timeline, lsn, protocol_version "
-"FROM pg_cluster.heartbeat($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+"SELECT node_name, system_identifier, role, term, leader, timeline, lsn, protocol_version, "
+"is_leader, ack, pause_version, paused "
+"FROM pg_cluster.heartbeat($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+#define HEARTBEAT_REPLY_COLUMNS 12
+
+static const char vote_query[] =
+"SELECT term, granted, reason "
+"FROM pg_cluster.request_vote($1, $2, $3, $4, $5, $6, $7)";
 
 /*
  * WITH_NODE_ENTRY runs "body" with "entry" pointing at the shared node entry
@@ -163,10 +175,35 @@ PeerCloseConnection(Peer *peer)
  * schedules the next attempt: at the next heartbeat normally, later and
  * later for a peer that refused us.
  */
+/*
+ * FlattenReason copies a libpq message into one line: server messages span
+ * several lines, which would split events and log entries.
+ */
 static void
-PeerFail(Peer *peer, TimestampTz now, bool refused, const char *reason)
+FlattenReason(char *dst, const char *src, size_t len)
+{
+	size_t		j = 0;
+
+	for (size_t i = 0; src[i] != '\0' && j + 1 < len; i++)
+	{
+		char		c = (src[i] == '\n' || src[i] == '\t') ? ' ' : src[i];
+
+		if (c == ' ' && j > 0 && dst[j - 1] == ' ')
+			continue;
+		dst[j++] = c;
+	}
+	while (j > 0 && dst[j - 1] == ' ')
+		j--;
+	dst[j] = '\0';
+}
+
+static void
+PeerFail(Peer *peer, TimestampTz now, bool refused, const char *raw_reason)
 {
 	bool		newly_refused = false;
+	char		reason[PGC_ERROR_LEN];
+
+	FlattenReason(reason, raw_reason, sizeof(reason));
 
 	PeerCloseConnection(peer);
 
@@ -312,7 +349,7 @@ PeerContinueConnecting(Peer *peer, TimestampTz now)
 			}
 			PeerSetState(peer, PEER_IDLE);
 			/* do not wait for the next tick to say hello */
-			PeerSendHeartbeat(peer, now);
+			PeerSendNext(peer, now);
 			break;
 		case PGRES_POLLING_FAILED:
 			{
@@ -329,7 +366,39 @@ PeerContinueConnecting(Peer *peer, TimestampTz now)
 	}
 }
 
-/* IDLE, on tick: send a heartbeat carrying this node's view. */
+/*
+ * PeerSendQuery sends one request on the non-blocking connection and moves
+ * to AWAITING_REPLY with a deadline.
+ */
+static void
+PeerSendQuery(Peer *peer, TimestampTz now, const char *query, int nparams,
+			  const char *const *params, bool is_vote)
+{
+	int			rc;
+
+	if (!PQsendQueryParams(peer->conn, query, nparams, NULL, params, NULL, NULL, 0))
+	{
+		char		reason[PGC_ERROR_LEN];
+
+		snprintf(reason, sizeof(reason), "could not send request: %s",
+				 pchomp(PQerrorMessage(peer->conn)));
+		PeerFail(peer, now, false, reason);
+		return;
+	}
+	rc = PQflush(peer->conn);
+	if (rc < 0)
+	{
+		PeerFail(peer, now, false, "could not send request");
+		return;
+	}
+	peer->flush_pending = (rc == 1);
+	peer->sent_at = now;
+	peer->in_flight_is_vote = is_vote;
+	peer->deadline = TimestampTzPlusMilliseconds(now, PgClusterConnectTimeoutMs);
+	PeerSetState(peer, PEER_AWAITING_REPLY);
+}
+
+/* PeerSendHeartbeat sends a heartbeat carrying this node's view. */
 static void
 PeerSendHeartbeat(Peer *peer, TimestampTz now)
 {
@@ -339,8 +408,8 @@ PeerSendHeartbeat(Peer *peer, TimestampTz now)
 	char		timeline[16];
 	char		lsn[32];
 	char		version[16];
-	const char *params[9];
-	int			rc;
+	char		pause_version[32];
+	const char *params[12];
 
 	PgClusterLocalView(&view);
 	snprintf(sysid, sizeof(sysid), UINT64_FORMAT, view.system_identifier);
@@ -348,6 +417,7 @@ PeerSendHeartbeat(Peer *peer, TimestampTz now)
 	snprintf(timeline, sizeof(timeline), "%u", view.timeline);
 	snprintf(lsn, sizeof(lsn), "%X/%X", LSN_FORMAT_ARGS(view.lsn));
 	snprintf(version, sizeof(version), "%d", PGC_PROTOCOL_VERSION);
+	snprintf(pause_version, sizeof(pause_version), UINT64_FORMAT, view.pause_version);
 
 	params[0] = PgClusterNodeName;
 	params[1] = sysid;
@@ -358,28 +428,71 @@ PeerSendHeartbeat(Peer *peer, TimestampTz now)
 	params[6] = lsn;
 	params[7] = timestamptz_to_str(view.sent_at);
 	params[8] = version;
+	params[9] = view.is_leader ? "t" : "f";
+	params[10] = pause_version;
+	params[11] = view.paused ? "t" : "f";
 
-	if (!PQsendQueryParams(peer->conn, heartbeat_query, lengthof(params),
-						   NULL, params, NULL, NULL, 0))
-	{
-		char		reason[PGC_ERROR_LEN];
+	PeerSendQuery(peer, now, heartbeat_query, lengthof(params), params, false);
+	if (peer->state == PEER_AWAITING_REPLY)
+		WITH_NODE_ENTRY(peer, entry, entry->heartbeats_sent++);
+}
 
-		snprintf(reason, sizeof(reason), "could not send heartbeat: %s",
-				 pchomp(PQerrorMessage(peer->conn)));
-		PeerFail(peer, now, false, reason);
-		return;
-	}
-	rc = PQflush(peer->conn);
-	if (rc < 0)
+/* PeerSendVote sends the pending (pre-)vote request. */
+static void
+PeerSendVote(Peer *peer, TimestampTz now)
+{
+	const PgClusterVoteRequest *req = &peer->pending_vote;
+	char		sysid[32];
+	char		term[32];
+	char		timeline[16];
+	char		lsn[32];
+	char		version[16];
+	const char *params[7];
+
+	snprintf(sysid, sizeof(sysid), UINT64_FORMAT, PgClusterLocalSystemIdentifier());
+	snprintf(term, sizeof(term), UINT64_FORMAT, req->term);
+	snprintf(timeline, sizeof(timeline), "%u", req->timeline);
+	snprintf(lsn, sizeof(lsn), "%X/%X", LSN_FORMAT_ARGS(req->lsn));
+	snprintf(version, sizeof(version), "%d", PGC_PROTOCOL_VERSION);
+	params[0] = req->candidate;
+	params[1] = sysid;
+	params[2] = term;
+	params[3] = timeline;
+	params[4] = lsn;
+	params[5] = req->pre_vote ? "t" : "f";
+	params[6] = version;
+
+	peer->in_flight_vote = *req;
+	peer->vote_pending = false;
+	PeerSendQuery(peer, now, vote_query, lengthof(params), params, true);
+}
+
+/* IDLE, on tick or when a request waits: a vote first, else a heartbeat. */
+static void
+PeerSendNext(Peer *peer, TimestampTz now)
+{
+	if (peer->vote_pending)
+		PeerSendVote(peer, now);
+	else
+		PeerSendHeartbeat(peer, now);
+}
+
+/*
+ * PeerConnectionsRequestVotes queues a vote request to every peer; idle
+ * connections send it at once, busy ones right after their reply.
+ */
+void
+PeerConnectionsRequestVotes(const PgClusterVoteRequest *req)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	for (int i = 0; i < peer_count; i++)
 	{
-		PeerFail(peer, now, false, "could not send heartbeat");
-		return;
+		peers[i].pending_vote = *req;
+		peers[i].vote_pending = true;
+		if (peers[i].state == PEER_IDLE)
+			PeerSendVote(&peers[i], now);
 	}
-	peer->flush_pending = (rc == 1);
-	peer->sent_at = now;
-	peer->deadline = TimestampTzPlusMilliseconds(now, PgClusterConnectTimeoutMs);
-	WITH_NODE_ENTRY(peer, entry, entry->heartbeats_sent++);
-	PeerSetState(peer, PEER_AWAITING_REPLY);
 }
 
 static uint32
@@ -394,7 +507,7 @@ PeerReplyWaitEvents(Peer *peer)
  * treated as a member of this cluster.
  */
 static bool
-PeerParseReply(Peer *peer, PGresult *res, PgClusterNodeView *view,
+PeerParseReply(Peer *peer, PGresult *res, PgClusterNodeView *view, bool *acked,
 			   bool *refused, char *reason, size_t reasonlen)
 {
 	const char *name;
@@ -404,6 +517,7 @@ PeerParseReply(Peer *peer, PGresult *res, PgClusterNodeView *view,
 	int			version;
 
 	*refused = false;
+	*acked = false;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 	{
 		const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -426,7 +540,7 @@ PeerParseReply(Peer *peer, PGresult *res, PgClusterNodeView *view,
 					 pchomp(PQresultErrorMessage(res)));
 		return false;
 	}
-	if (PQntuples(res) != 1 || PQnfields(res) != 8)
+	if (PQntuples(res) != 1 || PQnfields(res) != HEARTBEAT_REPLY_COLUMNS)
 	{
 		snprintf(reason, reasonlen, "heartbeat returned %d rows of %d columns",
 				 PQntuples(res), PQnfields(res));
@@ -463,6 +577,10 @@ PeerParseReply(Peer *peer, PGresult *res, PgClusterNodeView *view,
 		view->lsn = InvalidXLogRecPtr;
 	else
 		view->lsn = ((uint64) hi) << 32 | lo;
+	view->is_leader = strcmp(PQgetvalue(res, 0, 8), "t") == 0;
+	*acked = strcmp(PQgetvalue(res, 0, 9), "t") == 0;
+	view->pause_version = strtou64(PQgetvalue(res, 0, 10), NULL, 10);
+	view->paused = strcmp(PQgetvalue(res, 0, 11), "t") == 0;
 
 	if (!WorkerAcceptClusterIdentifier(view->system_identifier, view->role,
 									   reason, reasonlen))
@@ -473,10 +591,16 @@ PeerParseReply(Peer *peer, PGresult *res, PgClusterNodeView *view,
 	return true;
 }
 
-/* PeerRecordReply stores a good reply in the peer's shared entry. */
+/*
+ * PeerRecordReply stores a good heartbeat reply and acts on it: a higher
+ * term is adopted (a leader steps down), an acknowledgement extends the
+ * lease, and a reply from the leader counts as contact with it.
+ */
 static void
-PeerRecordReply(Peer *peer, const PgClusterNodeView *view, TimestampTz now)
+PeerRecordReply(Peer *peer, const PgClusterNodeView *view, bool acked, TimestampTz now)
 {
+	uint64		our_term;
+
 	peer->refused_retry_ms = 0;
 	WITH_NODE_ENTRY(peer, entry,
 		{
@@ -489,7 +613,57 @@ PeerRecordReply(Peer *peer, const PgClusterNodeView *view, TimestampTz now)
 			entry->refused = false;
 			entry->last_error[0] = '\0';
 		});
-	WorkerObserveTerm(view->term, peer->name);
+
+	if (view->term > 0)
+		PgClusterAdoptTerm(view->term, peer->name);
+	if (view->pause_version > 0)
+		PgClusterAdoptPause(view->pause_version, view->paused, peer->name);
+
+	LWLockAcquire(PgClusterShmem->durable_lock, LW_SHARED);
+	our_term = PgClusterShmem->durable.term;
+	LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
+	if (view->term == our_term)
+	{
+		int			idx = PgClusterFindNode(peer->name);
+
+		if (acked && idx >= 0)
+		{
+			PgClusterShmem->nodes[idx].acked_term = our_term;
+			PgClusterShmem->nodes[idx].acked_sent_at = peer->sent_at;
+		}
+		if (view->is_leader && !PgClusterShmem->is_leader)
+		{
+			strlcpy(PgClusterShmem->leader, peer->name, PGC_NAME_LEN);
+			PgClusterShmem->last_leader_contact = now;
+			PgClusterShmem->leader_timeline = view->timeline;
+			PgClusterShmem->leader_lsn = view->lsn;
+		}
+	}
+	LWLockRelease(PgClusterShmem->lock);
+	LWLockRelease(PgClusterShmem->durable_lock);
+}
+
+/* PeerHandleVoteReply passes a vote answer to the election. */
+static void
+PeerHandleVoteReply(Peer *peer, PGresult *res)
+{
+	const PgClusterVoteRequest *req = &peer->in_flight_vote;
+	int			idx;
+
+	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
+	idx = PgClusterFindNode(peer->name);
+	LWLockRelease(PgClusterShmem->lock);
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) != 3)
+	{
+		ElectionHandleVoteReply(idx, peer->name, req->term, req->pre_vote, false, 0,
+								pchomp(PQresultErrorMessage(res)));
+		return;
+	}
+	ElectionHandleVoteReply(idx, peer->name, req->term, req->pre_vote,
+							strcmp(PQgetvalue(res, 0, 1), "t") == 0,
+							strtou64(PQgetvalue(res, 0, 0), NULL, 10),
+							PQgetvalue(res, 0, 2));
 }
 
 /* AWAITING_REPLY, socket ready: finish sending, then read the reply. */
@@ -523,16 +697,21 @@ PeerReadReply(Peer *peer, TimestampTz now)
 		PGresult   *res = PQgetResult(peer->conn);
 		PgClusterNodeView view;
 		bool		refused;
+		bool		acked;
 		char		reason[PGC_ERROR_LEN];
 
 		if (res == NULL)
 		{
-			/* the whole reply is in */
+			/* the whole reply is in; a queued vote request goes out now */
 			PeerSetState(peer, PEER_IDLE);
+			if (peer->vote_pending)
+				PeerSendVote(peer, now);
 			return;
 		}
-		if (PeerParseReply(peer, res, &view, &refused, reason, sizeof(reason)))
-			PeerRecordReply(peer, &view, now);
+		if (peer->in_flight_is_vote)
+			PeerHandleVoteReply(peer, res);
+		else if (PeerParseReply(peer, res, &view, &acked, &refused, reason, sizeof(reason)))
+			PeerRecordReply(peer, &view, acked, now);
 		else if (refused)
 		{
 			PQclear(res);

@@ -43,7 +43,7 @@ PgClusterShmemRequest(void)
 		prev_shmem_request_hook();
 
 	RequestAddinShmemSpace(PgClusterShmemSize());
-	RequestNamedLWLockTranche("pg_cluster", 1);
+	RequestNamedLWLockTranche("pg_cluster", 2);	/* state, durable state */
 }
 
 static void
@@ -97,6 +97,8 @@ _PG_init(void)
 		ereport(WARNING,
 				(errmsg("pg_cluster: hot_standby is off, so the worker cannot run while this node is a standby"),
 				 errhint("Set hot_standby = on.")));
+
+	PgClusterRegisterFence();
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = PgClusterShmemRequest;

@@ -22,6 +22,7 @@
 
 #include "access/xlogdefs.h"
 #include "datatype/timestamp.h"
+#include "port/atomics.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "utils/guc.h"
@@ -75,11 +76,17 @@ typedef enum PgClusterWorkerState
 	PGC_STATE_STARTING = 0,
 	PGC_STATE_UNCONFIGURED,		/* node_name or peers missing or invalid */
 	PGC_STATE_STATE_FILE_CORRUPT,	/* durable state unreadable: no voting */
-	PGC_STATE_PRIMARY,			/* data node out of recovery */
+	PGC_STATE_BOOTSTRAPPING,	/* primary before the first election */
+	PGC_STATE_LEADER,			/* primary, leader with a valid lease */
+	PGC_STATE_FENCED,			/* primary without a valid lease */
+	PGC_STATE_CANDIDATE,		/* running an election */
+	PGC_STATE_PROMOTING,		/* won, waiting for recovery to end */
 	PGC_STATE_STREAMING,		/* standby with a live WAL receiver */
 	PGC_STATE_NOT_STREAMING,	/* standby without a WAL receiver */
 	PGC_STATE_WITNESS			/* witness node, votes only */
 } PgClusterWorkerState;
+
+#define PGC_STATE_LAST PGC_STATE_WITNESS
 
 /* One entry of pg_cluster.peers, as parsed by the check hook. */
 typedef struct PgClusterPeerAddress
@@ -106,6 +113,9 @@ typedef struct PgClusterNodeView
 	TimeLineID	timeline;
 	XLogRecPtr	lsn;
 	uint64		system_identifier;
+	bool		is_leader;		/* claims leadership of "term" */
+	uint64		pause_version;
+	bool		paused;
 	TimestampTz sent_at;		/* the sender's clock, for display only */
 } PgClusterNodeView;
 
@@ -128,6 +138,10 @@ typedef struct PgClusterNodeEntry
 	const char *connection_state;	/* static string from peer.c */
 	char		last_error[PGC_ERROR_LEN];
 
+	/* on a leader: the send time of the latest heartbeat it acknowledged */
+	uint64		acked_term;
+	TimestampTz acked_sent_at;
+
 	uint64		heartbeats_sent;
 	uint64		heartbeats_answered;
 	uint64		heartbeats_received;
@@ -145,7 +159,19 @@ typedef struct PgClusterEvent
 	char		detail[PGC_EVENT_DETAIL_LEN];
 } PgClusterEvent;
 
-/* Everything in shared memory, protected by "lock". */
+/* The durable state file, $PGDATA/pg_cluster.state (docs/protocol.md §2). */
+typedef struct PgClusterDurableState
+{
+	uint64		term;
+	char		voted_for[PGC_NAME_LEN];
+	uint64		leader_term;	/* last term this node won ... */
+	char		leader_name[PGC_NAME_LEN];	/* ... and its name then */
+	uint64		cluster_system_identifier;	/* learned by witnesses */
+	uint64		pause_version;
+	bool		paused;
+} PgClusterDurableState;
+
+/* Everything in shared memory, protected by "lock" unless noted. */
 typedef struct PgClusterShared
 {
 	LWLock	   *lock;
@@ -156,17 +182,29 @@ typedef struct PgClusterShared
 	TimestampTz worker_started_at;
 	PgClusterWorkerState state;
 
-	/* durable state, mirrored from the state file by the worker */
+	/*
+	 * Durable state, a copy of the state file.  Changed only under
+	 * durable_lock (exclusive), on disk before it changes here.
+	 */
+	LWLock	   *durable_lock;
 	bool		durable_loaded;
-	uint64		term;
-	char		voted_for[PGC_NAME_LEN];
-	uint64		cluster_system_identifier;	/* learned by witnesses */
+	bool		durable_corrupt;
+	PgClusterDurableState durable;
 
-	/* a higher term seen by a backend, for the worker to adopt */
-	uint64		highest_term_seen;
-	char		highest_term_from[PGC_NAME_LEN];
+	/* protocol state that is not durable (docs/protocol.md §3, §6) */
+	char		leader[PGC_NAME_LEN];	/* leader of durable.term, if known */
+	TimestampTz last_leader_contact;	/* rule V3 */
+	TimeLineID	leader_timeline;	/* last progress the leader reported */
+	XLogRecPtr	leader_lsn;
+	bool		is_leader;		/* this node leads durable.term */
 
-	char		leader[PGC_NAME_LEN];
+	/*
+	 * Commits are allowed while now < commit_allowed_until: the lease end
+	 * on a leader, "forever" on a bootstrapping primary, 0 otherwise.  Only
+	 * raised by the worker under durable_lock (shared) after checking the
+	 * term; whoever adopts a higher term zeroes it under durable_lock.
+	 */
+	pg_atomic_uint64 commit_allowed_until;
 
 	/* the configured nodes, rebuilt by the worker on every reload */
 	int			node_count;
@@ -176,14 +214,6 @@ typedef struct PgClusterShared
 	uint64		next_event_seq;
 	PgClusterEvent events[PGC_EVENT_RING_SIZE];
 } PgClusterShared;
-
-/* The durable state file, $PGDATA/pg_cluster.state. */
-typedef struct PgClusterDurableState
-{
-	uint64		term;
-	char		voted_for[PGC_NAME_LEN];
-	uint64		cluster_system_identifier;
-} PgClusterDurableState;
 
 /* pg_cluster.c */
 extern PgClusterShared *PgClusterShmem;
@@ -197,6 +227,9 @@ extern int	PgClusterHeartbeatIntervalMs;
 extern int	PgClusterFailoverTimeoutMs;
 extern int	PgClusterConnectTimeoutMs;
 extern int	PgClusterNodeKindSetting;
+extern int	PgClusterPriority;
+extern int	PgClusterMaxLagOnFailover;
+extern char *PgClusterOnRoleChangeCommand;
 extern const PgClusterPeerList *PgClusterPeers;
 extern void PgClusterDefineGucs(void);
 extern bool PgClusterIsConfigured(void);
@@ -232,5 +265,31 @@ typedef enum PgClusterStateFileResult
 extern PgClusterStateFileResult PgClusterReadStateFile(PgClusterDurableState *state,
 													   char *errbuf, size_t errlen);
 extern void PgClusterWriteStateFile(const PgClusterDurableState *state);
+
+/* durable.c */
+extern bool PgClusterEnsureDurableLoaded(void);
+extern void PgClusterPersistLocked(const PgClusterDurableState *next);
+extern bool PgClusterAdoptTerm(uint64 term, const char *from);
+extern bool PgClusterAdoptPause(uint64 version, bool paused, const char *from);
+extern void PgClusterDurableSnapshot(PgClusterDurableState *copy);
+
+/* election.c: the voter's rules (docs/protocol.md §3.2) */
+typedef struct PgClusterVoteRequest
+{
+	char		candidate[PGC_NAME_LEN];
+	uint64		term;
+	TimeLineID	timeline;
+	XLogRecPtr	lsn;
+	bool		pre_vote;
+} PgClusterVoteRequest;
+
+extern bool PgClusterHandleVoteRequest(const PgClusterVoteRequest *req,
+									   uint64 *voter_term,
+									   char *reason, size_t reasonlen);
+
+/* fence.c */
+extern void PgClusterRegisterFence(void);
+extern bool PgClusterCommitsAllowed(TimestampTz now);
+extern int	PgClusterLeaseDurationMs(void);
 
 #endif							/* PG_CLUSTER_H */

@@ -1,17 +1,17 @@
 /*-------------------------------------------------------------------------
  *
  * rpc.c
- *		The SQL functions that peers call on this node: the heartbeat.
+ *		The SQL functions that peers call on this node (heartbeat, vote) and
+ *		the maintenance-mode functions pause() and resume().
  *
- * A peer's worker calls pg_cluster.heartbeat() over its connection to us.
- * The backend serving that connection checks that the sender belongs to
- * this cluster (listed in pg_cluster.peers, same system identifier, same
- * protocol version), records what the sender says about itself in shared
- * memory, and answers with this node's own view.  A refusal is an ERROR
- * with SQLSTATE PC001, which the sender recognises.
+ * A peer's worker calls these over its connection to us.  The backend
+ * serving that connection first checks that the caller belongs to this
+ * cluster (listed in pg_cluster.peers, same system identifier, same
+ * protocol version) and refuses otherwise with SQLSTATE PC001, which the
+ * caller recognises.  See docs/protocol.md §3.
  *
- * These functions are internal: the install script revokes them from
- * PUBLIC and grants them to the role pgcluster_peer only.
+ * The RPCs are internal: the install script revokes them from PUBLIC and
+ * grants them to the role pgcluster_peer only.
  *
  * Copyright (c) 2026, pg_cluster developers
  *
@@ -25,7 +25,6 @@
 #include "access/htup_details.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/pg_lsn.h"
 #include "utils/timestamp.h"
@@ -33,6 +32,9 @@
 #include "pg_cluster.h"
 
 PG_FUNCTION_INFO_V1(pg_cluster_heartbeat);
+PG_FUNCTION_INFO_V1(pg_cluster_request_vote);
+PG_FUNCTION_INFO_V1(pg_cluster_pause);
+PG_FUNCTION_INFO_V1(pg_cluster_resume);
 
 /* Argument positions of pg_cluster.heartbeat() */
 enum HeartbeatArg
@@ -46,19 +48,47 @@ enum HeartbeatArg
 	HB_ARG_LSN,
 	HB_ARG_SENT_AT,
 	HB_ARG_PROTOCOL_VERSION,
+	HB_ARG_IS_LEADER,
+	HB_ARG_PAUSE_VERSION,
+	HB_ARG_PAUSED,
 	HB_NARGS
 };
 
-/* Result columns of pg_cluster.heartbeat() */
-#define HB_RESULT_COLUMNS 8
+static const char *const heartbeat_arg_names[HB_NARGS] = {
+	"sender_name", "sender_system_identifier", "sender_role", "sender_term",
+	"sender_leader", "sender_timeline", "sender_lsn", "sender_time",
+	"sender_protocol_version", "sender_is_leader", "sender_pause_version",
+	"sender_paused"
+};
+
+/* Argument positions of pg_cluster.request_vote() */
+enum VoteArg
+{
+	VOTE_ARG_CANDIDATE = 0,
+	VOTE_ARG_SYSTEM_IDENTIFIER,
+	VOTE_ARG_TERM,
+	VOTE_ARG_TIMELINE,
+	VOTE_ARG_LSN,
+	VOTE_ARG_PRE_VOTE,
+	VOTE_ARG_PROTOCOL_VERSION,
+	VOTE_NARGS
+};
+
+static const char *const vote_arg_names[VOTE_NARGS] = {
+	"candidate_name", "candidate_system_identifier", "candidate_term",
+	"candidate_timeline", "candidate_lsn", "pre_vote", "candidate_protocol_version"
+};
+
+#define HB_RESULT_COLUMNS 12
+#define VOTE_RESULT_COLUMNS 3
 
 /*
- * RefuseHeartbeat rejects a heartbeat.  The first refusal of a sender (until
- * it is accepted again) is also an event, so a misconfigured peer shows up
- * in pg_cluster.events without flooding it.
+ * RefuseCaller rejects a call.  The first refusal of a caller (until it is
+ * accepted again) is also an event, so a misconfigured peer shows up in
+ * pg_cluster.events without flooding it.
  */
 static void
-RefuseHeartbeat(int node_index, const char *sender, const char *detail)
+RefuseCaller(int node_index, const char *caller, const char *detail)
 {
 	bool		first = true;
 
@@ -71,64 +101,117 @@ RefuseHeartbeat(int node_index, const char *sender, const char *detail)
 		LWLockRelease(PgClusterShmem->lock);
 	}
 	if (first)
-		PgClusterRecordEvent("peer_refused", sender,
-							 "refused heartbeat from \"%s\": %s", sender, detail);
+		PgClusterRecordEvent("peer_refused", caller,
+							 "refused heartbeat from \"%s\": %s", caller, detail);
 
 	ereport(ERROR,
 			(errcode(ERRCODE_PGC_PEER_REFUSED),
 			 errmsg("node \"%s\" refuses the heartbeat of \"%s\"",
-					PgClusterNodeName ? PgClusterNodeName : "", sender),
+					PgClusterNodeName ? PgClusterNodeName : "", caller),
 			 errdetail("%s", detail),
 			 errhint("Check pg_cluster.peers on both nodes; all nodes of a cluster must be cloned from one initdb (a witness excepted).")));
 }
 
 static void
-RequireArgument(FunctionCallInfo fcinfo, int argno, const char *name)
+RequireArguments(FunctionCallInfo fcinfo, const char *function,
+				 const char *const *names, int nargs, int nullable)
 {
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("argument \"%s\" of pg_cluster.heartbeat must not be null", name)));
+	for (int i = 0; i < nargs; i++)
+	{
+		if (i != nullable && PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("argument \"%s\" of %s must not be null", names[i], function)));
+	}
 }
 
 /*
- * pg_cluster_heartbeat records the sender's view and returns ours.
+ * AdmitCaller checks that a caller belongs to this cluster and that this
+ * node can answer; returns the caller's index in the node table.
+ */
+static int
+AdmitCaller(const char *caller, uint64 caller_sysid, PgClusterRole caller_role,
+			int version)
+{
+	int			node_index;
+	char		detail[PGC_ERROR_LEN];
+	uint64		ours;
+
+	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
+	node_index = PgClusterFindNode(caller);
+	LWLockRelease(PgClusterShmem->lock);
+
+	if (!PgClusterIsConfigured())
+		RefuseCaller(-1, caller, "this node is not configured (pg_cluster.node_name, pg_cluster.peers)");
+	if (version != PGC_PROTOCOL_VERSION)
+	{
+		snprintf(detail, sizeof(detail), "sender speaks protocol version %d, this node %d",
+				 version, PGC_PROTOCOL_VERSION);
+		RefuseCaller(node_index, caller, detail);
+	}
+	if (node_index < 0)
+	{
+		snprintf(detail, sizeof(detail), "node \"%s\" is not in pg_cluster.peers of this node",
+				 caller);
+		RefuseCaller(-1, caller, detail);
+	}
+	if (strcmp(caller, PgClusterNodeName) == 0)
+		RefuseCaller(-1, caller, "the call comes from this node itself: two entries of pg_cluster.peers point here");
+
+	/* without its durable state a node must not answer with a term */
+	if (!PgClusterEnsureDurableLoaded())
+		ereport(ERROR,
+				(errcode(ERRCODE_PGC_NODE_UNAVAILABLE),
+				 errmsg("node \"%s\" cannot take part in the cluster now",
+						PgClusterNodeName),
+				 errdetail("Its durable state (pg_cluster.state) is damaged."),
+				 errhint("See pg_cluster.status and the server log of that node.")));
+
+	ours = PgClusterLocalSystemIdentifier();
+	if (!(caller_role == PGC_ROLE_WITNESS && caller_sysid == 0) &&
+		ours != 0 && caller_sysid != ours)
+	{
+		snprintf(detail, sizeof(detail),
+				 "sender belongs to another cluster: its system identifier is " UINT64_FORMAT ", ours is " UINT64_FORMAT,
+				 caller_sysid, ours);
+		RefuseCaller(node_index, caller, detail);
+	}
+	return node_index;
+}
+
+static uint64
+ArgSystemIdentifier(FunctionCallInfo fcinfo, int argno)
+{
+	return strtou64(text_to_cstring(PG_GETARG_TEXT_PP(argno)), NULL, 10);
+}
+
+/*
+ * pg_cluster_heartbeat records the sender's view, acknowledges a leader of
+ * our (possibly just adopted) term, and returns our view.
  */
 Datum
 pg_cluster_heartbeat(PG_FUNCTION_ARGS)
 {
-	static const char *const arg_names[HB_NARGS] = {
-		"sender_name", "sender_system_identifier", "sender_role", "sender_term",
-		"sender_leader", "sender_timeline", "sender_lsn", "sender_time",
-		"sender_protocol_version"
-	};
 	char	   *sender;
 	PgClusterNodeView theirs;
 	PgClusterNodeView ours;
-	int			version;
 	int			node_index;
-	char		detail[PGC_ERROR_LEN];
 	TupleDesc	tupdesc;
 	Datum		values[HB_RESULT_COLUMNS];
 	bool		nulls[HB_RESULT_COLUMNS];
 	char		sysid[32];
 	TimestampTz now = GetCurrentTimestamp();
-	Latch	   *worker_latch = NULL;
-	bool		unavailable;
+	bool		ack = false;
+	uint64		our_term;
 
-	for (int i = 0; i < HB_NARGS; i++)
-		if (i != HB_ARG_LEADER)
-			RequireArgument(fcinfo, i, arg_names[i]);
-
+	RequireArguments(fcinfo, "pg_cluster.heartbeat", heartbeat_arg_names, HB_NARGS,
+					 HB_ARG_LEADER);
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
 	sender = text_to_cstring(PG_GETARG_TEXT_PP(HB_ARG_SENDER));
-	version = PG_GETARG_INT32(HB_ARG_PROTOCOL_VERSION);
-
 	memset(&theirs, 0, sizeof(theirs));
-	theirs.system_identifier =
-		strtou64(text_to_cstring(PG_GETARG_TEXT_PP(HB_ARG_SYSTEM_IDENTIFIER)), NULL, 10);
+	theirs.system_identifier = ArgSystemIdentifier(fcinfo, HB_ARG_SYSTEM_IDENTIFIER);
 	theirs.role = PgClusterRoleFromName(text_to_cstring(PG_GETARG_TEXT_PP(HB_ARG_ROLE)));
 	theirs.term = (uint64) PG_GETARG_INT64(HB_ARG_TERM);
 	if (!PG_ARGISNULL(HB_ARG_LEADER))
@@ -136,75 +219,42 @@ pg_cluster_heartbeat(PG_FUNCTION_ARGS)
 	theirs.timeline = (TimeLineID) PG_GETARG_INT32(HB_ARG_TIMELINE);
 	theirs.lsn = PG_GETARG_LSN(HB_ARG_LSN);
 	theirs.sent_at = PG_GETARG_TIMESTAMPTZ(HB_ARG_SENT_AT);
+	theirs.is_leader = PG_GETARG_BOOL(HB_ARG_IS_LEADER);
+	theirs.pause_version = (uint64) PG_GETARG_INT64(HB_ARG_PAUSE_VERSION);
+	theirs.paused = PG_GETARG_BOOL(HB_ARG_PAUSED);
 
-	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
-	node_index = PgClusterFindNode(sender);
-	LWLockRelease(PgClusterShmem->lock);
+	node_index = AdmitCaller(sender, theirs.system_identifier, theirs.role,
+							 PG_GETARG_INT32(HB_ARG_PROTOCOL_VERSION));
 
-	if (!PgClusterIsConfigured())
-		RefuseHeartbeat(-1, sender, "this node is not configured (pg_cluster.node_name, pg_cluster.peers)");
-	if (version != PGC_PROTOCOL_VERSION)
-	{
-		snprintf(detail, sizeof(detail), "sender speaks protocol version %d, this node %d",
-				 version, PGC_PROTOCOL_VERSION);
-		RefuseHeartbeat(node_index, sender, detail);
-	}
-	if (node_index < 0)
-	{
-		snprintf(detail, sizeof(detail), "node \"%s\" is not in pg_cluster.peers of this node",
-				 sender);
-		RefuseHeartbeat(-1, sender, detail);
-	}
-	if (strcmp(sender, PgClusterNodeName) == 0)
-		RefuseHeartbeat(-1, sender, "the heartbeat comes from this node itself: two entries of pg_cluster.peers point here");
+	/* a higher term is adopted (durably) before anything is answered */
+	PgClusterAdoptTerm(theirs.term, sender);
+	PgClusterAdoptPause(theirs.pause_version, theirs.paused, sender);
 
-	/* without its durable state a node must not answer with a term */
-	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
-	unavailable = !PgClusterShmem->durable_loaded ||
-		PgClusterShmem->state == PGC_STATE_STATE_FILE_CORRUPT;
-	LWLockRelease(PgClusterShmem->lock);
-	if (unavailable)
-		ereport(ERROR,
-				(errcode(ERRCODE_PGC_NODE_UNAVAILABLE),
-				 errmsg("node \"%s\" cannot take part in the cluster now",
-						PgClusterNodeName),
-				 errdetail("Its durable state (pg_cluster.state) is not loaded or is damaged."),
-				 errhint("See pg_cluster.status and the server log of that node.")));
-
-	PgClusterLocalView(&ours);
-	if (!(theirs.role == PGC_ROLE_WITNESS && theirs.system_identifier == 0) &&
-		ours.system_identifier != 0 &&
-		theirs.system_identifier != ours.system_identifier)
-	{
-		snprintf(detail, sizeof(detail),
-				 "sender belongs to another cluster: its system identifier is " UINT64_FORMAT ", ours is " UINT64_FORMAT,
-				 theirs.system_identifier, ours.system_identifier);
-		RefuseHeartbeat(node_index, sender, detail);
-	}
-
+	LWLockAcquire(PgClusterShmem->durable_lock, LW_SHARED);
+	our_term = PgClusterShmem->durable.term;
 	LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
 	{
 		PgClusterNodeEntry *entry = &PgClusterShmem->nodes[node_index];
 
+		/* one leader per term: acknowledge the leader of our term */
+		if (theirs.is_leader && theirs.term == our_term && !PgClusterShmem->is_leader)
+		{
+			ack = true;
+			strlcpy(PgClusterShmem->leader, sender, PGC_NAME_LEN);
+			PgClusterShmem->last_leader_contact = now;
+			PgClusterShmem->leader_timeline = theirs.timeline;
+			PgClusterShmem->leader_lsn = theirs.lsn;
+		}
 		entry->view = theirs;
 		entry->view_valid = true;
 		entry->view_received_at = now;
 		entry->last_heard_at = now;
 		entry->heartbeats_received++;
-		if (theirs.term > PgClusterShmem->highest_term_seen)
-		{
-			PgClusterShmem->highest_term_seen = theirs.term;
-			strlcpy(PgClusterShmem->highest_term_from, sender, PGC_NAME_LEN);
-		}
-		if (theirs.term > PgClusterShmem->term)
-			worker_latch = PgClusterShmem->worker_latch;
 	}
 	LWLockRelease(PgClusterShmem->lock);
+	LWLockRelease(PgClusterShmem->durable_lock);
 
-	/* a higher term must be made durable by the worker: wake it */
-	if (worker_latch != NULL)
-		SetLatch(worker_latch);
-
+	PgClusterLocalView(&ours);
 	memset(nulls, 0, sizeof(nulls));
 	snprintf(sysid, sizeof(sysid), UINT64_FORMAT, ours.system_identifier);
 	values[0] = CStringGetTextDatum(PgClusterNodeName);
@@ -218,6 +268,94 @@ pg_cluster_heartbeat(PG_FUNCTION_ARGS)
 	values[5] = Int32GetDatum((int32) ours.timeline);
 	values[6] = LSNGetDatum(ours.lsn);
 	values[7] = Int32GetDatum(PGC_PROTOCOL_VERSION);
+	values[8] = BoolGetDatum(ours.is_leader);
+	values[9] = BoolGetDatum(ack);
+	values[10] = Int64GetDatum((int64) ours.pause_version);
+	values[11] = BoolGetDatum(ours.paused);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * pg_cluster_request_vote answers a (pre-)vote request with the rules of
+ * docs/protocol.md §3.2; a granted vote is on disk before the answer.
+ */
+Datum
+pg_cluster_request_vote(PG_FUNCTION_ARGS)
+{
+	PgClusterVoteRequest req;
+	TupleDesc	tupdesc;
+	Datum		values[VOTE_RESULT_COLUMNS];
+	bool		nulls[VOTE_RESULT_COLUMNS] = {false, false, false};
+	char		reason[PGC_ERROR_LEN];
+	uint64		voter_term;
+	bool		granted;
+
+	RequireArguments(fcinfo, "pg_cluster.request_vote", vote_arg_names, VOTE_NARGS, -1);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	memset(&req, 0, sizeof(req));
+	text_to_cstring_buffer(PG_GETARG_TEXT_PP(VOTE_ARG_CANDIDATE), req.candidate, PGC_NAME_LEN);
+	req.term = (uint64) PG_GETARG_INT64(VOTE_ARG_TERM);
+	req.timeline = (TimeLineID) PG_GETARG_INT32(VOTE_ARG_TIMELINE);
+	req.lsn = PG_GETARG_LSN(VOTE_ARG_LSN);
+	req.pre_vote = PG_GETARG_BOOL(VOTE_ARG_PRE_VOTE);
+
+	(void) AdmitCaller(req.candidate, ArgSystemIdentifier(fcinfo, VOTE_ARG_SYSTEM_IDENTIFIER),
+					   PGC_ROLE_STANDBY, PG_GETARG_INT32(VOTE_ARG_PROTOCOL_VERSION));
+
+	granted = PgClusterHandleVoteRequest(&req, &voter_term, reason, sizeof(reason));
+	if (!req.pre_vote)
+		PgClusterRecordEvent(granted ? "voted" : "vote_declined", req.candidate,
+							 "vote for \"%s\" in term " UINT64_FORMAT ": %s",
+							 req.candidate, req.term, reason);
+
+	values[0] = Int64GetDatum((int64) voter_term);
+	values[1] = BoolGetDatum(granted);
+	values[2] = CStringGetTextDatum(reason);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * SetPause switches maintenance mode cluster-wide: a new version of the
+ * flag, durable here and carried to every node by the heartbeats.
+ */
+static Datum
+SetPause(bool paused)
+{
+	PgClusterDurableState durable;
+
+	if (!PgClusterIsConfigured())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pg_cluster is not configured on this node"),
+				 errhint("Set pg_cluster.node_name and pg_cluster.peers.")));
+	if (!PgClusterEnsureDurableLoaded())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the durable state of this node is damaged"),
+				 errhint("See pg_cluster.status and the server log.")));
+
+	PgClusterDurableSnapshot(&durable);
+	if (durable.paused == paused)
+	{
+		ereport(NOTICE,
+				(errmsg("the cluster is already %s", paused ? "paused" : "running")));
+		PG_RETURN_BOOL(false);
+	}
+	PgClusterAdoptPause(durable.pause_version + 1, paused, PgClusterNodeName);
+	PG_RETURN_BOOL(true);
+}
+
+Datum
+pg_cluster_pause(PG_FUNCTION_ARGS)
+{
+	return SetPause(true);
+}
+
+Datum
+pg_cluster_resume(PG_FUNCTION_ARGS)
+{
+	return SetPause(false);
 }

@@ -40,7 +40,11 @@ static const char *const state_names[] = {
 	[PGC_STATE_STARTING] = "starting",
 	[PGC_STATE_UNCONFIGURED] = "unconfigured",
 	[PGC_STATE_STATE_FILE_CORRUPT] = "state_file_corrupt",
-	[PGC_STATE_PRIMARY] = "primary",
+	[PGC_STATE_BOOTSTRAPPING] = "bootstrapping",
+	[PGC_STATE_LEADER] = "leader",
+	[PGC_STATE_FENCED] = "fenced",
+	[PGC_STATE_CANDIDATE] = "candidate",
+	[PGC_STATE_PROMOTING] = "promoting",
 	[PGC_STATE_STREAMING] = "streaming",
 	[PGC_STATE_NOT_STREAMING] = "not_streaming",
 	[PGC_STATE_WITNESS] = "witness",
@@ -48,7 +52,7 @@ static const char *const state_names[] = {
 
 StaticAssertDecl(lengthof(role_names) == PGC_ROLE_WITNESS + 1,
 				 "role_names must name every PgClusterRole");
-StaticAssertDecl(lengthof(state_names) == PGC_STATE_WITNESS + 1,
+StaticAssertDecl(lengthof(state_names) == PGC_STATE_LAST + 1,
 				 "state_names must name every PgClusterWorkerState");
 
 Size
@@ -70,8 +74,12 @@ PgClusterShmemInit(void)
 	PgClusterShmem = ShmemInitStruct("pg_cluster", PgClusterShmemSize(), &found);
 	if (!found)
 	{
+		LWLockPadded *locks = GetNamedLWLockTranche("pg_cluster");
+
 		memset(PgClusterShmem, 0, sizeof(PgClusterShared));
-		PgClusterShmem->lock = &(GetNamedLWLockTranche("pg_cluster"))->lock;
+		PgClusterShmem->lock = &locks[0].lock;
+		PgClusterShmem->durable_lock = &locks[1].lock;
+		pg_atomic_init_u64(&PgClusterShmem->commit_allowed_until, 0);
 		PgClusterShmem->state = PGC_STATE_STARTING;
 		PgClusterShmem->next_event_seq = 1;
 		if (PgClusterPeers != NULL)
@@ -170,7 +178,7 @@ PgClusterRoleFromName(const char *name)
 const char *
 PgClusterStateName(PgClusterWorkerState state)
 {
-	if ((int) state < 0 || state > PGC_STATE_WITNESS)
+	if ((int) state < 0 || state > PGC_STATE_LAST)
 		return "unknown";
 	return state_names[state];
 }
@@ -225,9 +233,9 @@ PgClusterLocalSystemIdentifier(void)
 	if (PgClusterNodeKindSetting == PGC_NODE_DATA)
 		return GetSystemIdentifier();
 
-	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
-	sysid = PgClusterShmem->cluster_system_identifier;
-	LWLockRelease(PgClusterShmem->lock);
+	LWLockAcquire(PgClusterShmem->durable_lock, LW_SHARED);
+	sysid = PgClusterShmem->durable.cluster_system_identifier;
+	LWLockRelease(PgClusterShmem->durable_lock);
 	return sysid;
 }
 
@@ -241,9 +249,15 @@ PgClusterLocalView(PgClusterNodeView *view)
 		view->lsn = PgClusterLocalLsn(&view->timeline);
 	view->system_identifier = PgClusterLocalSystemIdentifier();
 
+	LWLockAcquire(PgClusterShmem->durable_lock, LW_SHARED);
+	view->term = PgClusterShmem->durable.term;
+	view->pause_version = PgClusterShmem->durable.pause_version;
+	view->paused = PgClusterShmem->durable.paused;
+	LWLockRelease(PgClusterShmem->durable_lock);
+
 	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
-	view->term = PgClusterShmem->term;
 	strlcpy(view->leader, PgClusterShmem->leader, PGC_NAME_LEN);
+	view->is_leader = PgClusterShmem->is_leader;
 	LWLockRelease(PgClusterShmem->lock);
 
 	view->sent_at = GetCurrentTimestamp();

@@ -12,7 +12,7 @@
  * silently reset, because forgetting a vote could elect two leaders in one
  * term.
  *
- * Only the worker writes the file.
+ * Writers hold PgClusterShmem->durable_lock exclusively (durable.c).
  *
  * Copyright (c) 2026, pg_cluster developers
  *
@@ -44,7 +44,11 @@ typedef struct StateFileContents
 	uint32		version;
 	uint64		term;
 	char		voted_for[PGC_NAME_LEN];
+	uint64		leader_term;
+	char		leader_name[PGC_NAME_LEN];
 	uint64		cluster_system_identifier;
+	uint64		pause_version;
+	uint32		paused;
 	pg_crc32c	crc;
 } StateFileContents;
 
@@ -122,15 +126,20 @@ PgClusterReadStateFile(PgClusterDurableState *state, char *errbuf, size_t errlen
 				 STATE_FILE_NAME, contents.version, STATE_FILE_VERSION);
 		return PGC_STATE_FILE_CORRUPT;
 	}
-	if (memchr(contents.voted_for, '\0', PGC_NAME_LEN) == NULL)
+	if (memchr(contents.voted_for, '\0', PGC_NAME_LEN) == NULL ||
+		memchr(contents.leader_name, '\0', PGC_NAME_LEN) == NULL)
 	{
-		snprintf(errbuf, errlen, "\"%s\" has an unterminated vote", STATE_FILE_NAME);
+		snprintf(errbuf, errlen, "\"%s\" has an unterminated name", STATE_FILE_NAME);
 		return PGC_STATE_FILE_CORRUPT;
 	}
 
 	state->term = contents.term;
 	strlcpy(state->voted_for, contents.voted_for, PGC_NAME_LEN);
+	state->leader_term = contents.leader_term;
+	strlcpy(state->leader_name, contents.leader_name, PGC_NAME_LEN);
 	state->cluster_system_identifier = contents.cluster_system_identifier;
+	state->pause_version = contents.pause_version;
+	state->paused = contents.paused != 0;
 	return PGC_STATE_FILE_OK;
 }
 
@@ -150,7 +159,11 @@ PgClusterWriteStateFile(const PgClusterDurableState *state)
 	contents.version = STATE_FILE_VERSION;
 	contents.term = state->term;
 	strlcpy(contents.voted_for, state->voted_for, PGC_NAME_LEN);
+	contents.leader_term = state->leader_term;
+	strlcpy(contents.leader_name, state->leader_name, PGC_NAME_LEN);
 	contents.cluster_system_identifier = state->cluster_system_identifier;
+	contents.pause_version = state->pause_version;
+	contents.paused = state->paused ? 1 : 0;
 	contents.crc = StateFileCrc(&contents);
 
 	fd = OpenTransientFile(STATE_FILE_TEMP_NAME,

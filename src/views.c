@@ -19,6 +19,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xlog.h"
 #include "commands/dbcommands.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -34,7 +35,7 @@ PG_FUNCTION_INFO_V1(pg_cluster_event_log);
 PG_FUNCTION_INFO_V1(pg_cluster_connection_uri);
 
 #define NODE_INFO_COLUMNS	21
-#define STATUS_INFO_COLUMNS	18
+#define STATUS_INFO_COLUMNS	21
 #define EVENT_LOG_COLUMNS	6
 
 /* A consistent copy of the shared state, taken under the lock. */
@@ -44,6 +45,8 @@ typedef struct SharedSnapshot
 	uint64		term;
 	char		voted_for[PGC_NAME_LEN];
 	char		leader[PGC_NAME_LEN];
+	bool		paused;
+	TimestampTz last_leader_contact;
 	pid_t		worker_pid;
 	TimestampTz worker_started_at;
 	int			node_count;
@@ -53,10 +56,15 @@ typedef struct SharedSnapshot
 static void
 TakeSnapshot(SharedSnapshot *snap)
 {
+	LWLockAcquire(PgClusterShmem->durable_lock, LW_SHARED);
+	snap->term = PgClusterShmem->durable.term;
+	strlcpy(snap->voted_for, PgClusterShmem->durable.voted_for, PGC_NAME_LEN);
+	snap->paused = PgClusterShmem->durable.paused;
+	LWLockRelease(PgClusterShmem->durable_lock);
+
 	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
 	snap->state = PgClusterShmem->state;
-	snap->term = PgClusterShmem->term;
-	strlcpy(snap->voted_for, PgClusterShmem->voted_for, PGC_NAME_LEN);
+	snap->last_leader_contact = PgClusterShmem->last_leader_contact;
 	strlcpy(snap->leader, PgClusterShmem->leader, PGC_NAME_LEN);
 	snap->worker_pid = PgClusterShmem->worker_pid;
 	snap->worker_started_at = PgClusterShmem->worker_started_at;
@@ -218,8 +226,10 @@ pg_cluster_status_info(PG_FUNCTION_ARGS)
 	values[c++] = Int64GetDatum((int64) snap->term);
 	values[c] = TextOrNull(snap->leader, &nulls[c]);
 	c++;
-	/* fencing arrives with the lease; no node refuses commits yet */
-	values[c++] = BoolGetDatum(false);
+	/* a data primary that may not commit now */
+	values[c++] = BoolGetDatum(PgClusterNodeKindSetting == PGC_NODE_DATA &&
+							   PgClusterIsConfigured() && !RecoveryInProgress() &&
+							   !PgClusterCommitsAllowed(GetCurrentTimestamp()));
 	values[c] = TextOrNull(snap->voted_for, &nulls[c]);
 	c++;
 	nulls[c] = (self_view.role == PGC_ROLE_WITNESS);
@@ -240,6 +250,16 @@ pg_cluster_status_info(PG_FUNCTION_ARGS)
 	c++;
 	values[c++] = Int32GetDatum(PgClusterHeartbeatIntervalMs);
 	values[c++] = Int32GetDatum(PgClusterFailoverTimeoutMs);
+	values[c++] = BoolGetDatum(snap->paused);
+	{
+		uint64		until = pg_atomic_read_u64(&PgClusterShmem->commit_allowed_until);
+
+		/* the lease end; null when there is none or no end (bootstrap) */
+		nulls[c] = (until == 0 || until == (uint64) PG_INT64_MAX);
+		values[c++] = TimestampTzGetDatum((TimestampTz) until);
+	}
+	values[c] = TimestampOrNull(snap->last_leader_contact, &nulls[c]);
+	c++;
 	Assert(c == STATUS_INFO_COLUMNS);
 
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);

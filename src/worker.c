@@ -48,7 +48,11 @@
 #define WORKER_FIXED_WAIT_EVENTS 2
 
 static bool durable_state_usable = false;
-static PgClusterDurableState durable_state;
+
+/* what PublishLocalState last published, to log and hook on changes */
+static char published_leader[PGC_NAME_LEN] = "";
+static uint64 hook_term = 0;
+static bool was_leader = false;
 
 /*
  * How the published state follows from what the worker observes.  The
@@ -80,6 +84,45 @@ IsWitness(void)
 }
 
 static bool
+IsCandidate(void)
+{
+	return ElectionInProgress();
+}
+
+static bool
+IsLeader(void)
+{
+	bool		is_leader;
+
+	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
+	is_leader = PgClusterShmem->is_leader;
+	LWLockRelease(PgClusterShmem->lock);
+	return is_leader;
+}
+
+static bool
+IsPromoting(void)
+{
+	return RecoveryInProgress() && IsLeader();
+}
+
+static bool
+IsBootstrapping(void)
+{
+	PgClusterDurableState durable;
+
+	PgClusterDurableSnapshot(&durable);
+	return !RecoveryInProgress() && durable.term == 0;
+}
+
+static bool
+IsLeaseHolder(void)
+{
+	return !RecoveryInProgress() && IsLeader() &&
+		PgClusterCommitsAllowed(GetCurrentTimestamp());
+}
+
+static bool
 IsPrimary(void)
 {
 	return !RecoveryInProgress();
@@ -101,7 +144,11 @@ static const WorkerStateRule worker_state_rules[] = {
 	{StateFileUnusable, PGC_STATE_STATE_FILE_CORRUPT, "the durable state file is unreadable"},
 	{NotConfigured, PGC_STATE_UNCONFIGURED, "pg_cluster.node_name or pg_cluster.peers is not set"},
 	{IsWitness, PGC_STATE_WITNESS, "pg_cluster.node_role is witness"},
-	{IsPrimary, PGC_STATE_PRIMARY, "the node is not in recovery"},
+	{IsCandidate, PGC_STATE_CANDIDATE, "an election this node started is running"},
+	{IsPromoting, PGC_STATE_PROMOTING, "this node won and its recovery is ending"},
+	{IsBootstrapping, PGC_STATE_BOOTSTRAPPING, "primary of a cluster that has had no leader yet"},
+	{IsLeaseHolder, PGC_STATE_LEADER, "leader holding a lease acknowledged by a majority"},
+	{IsPrimary, PGC_STATE_FENCED, "primary without a valid lease: commits are refused"},
 	{IsStreaming, PGC_STATE_STREAMING, "the WAL receiver is streaming"},
 	{Always, PGC_STATE_NOT_STREAMING, "the node is in recovery without a streaming WAL receiver"},
 };
@@ -118,24 +165,6 @@ CurrentStateRule(void)
 }
 
 /*
- * PersistDurableState makes "next" durable, then publishes it.  Nothing is
- * published before the file is on disk.
- */
-static void
-PersistDurableState(const PgClusterDurableState *next)
-{
-	PgClusterWriteStateFile(next);
-	durable_state = *next;
-
-	LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
-	PgClusterShmem->term = durable_state.term;
-	strlcpy(PgClusterShmem->voted_for, durable_state.voted_for, PGC_NAME_LEN);
-	PgClusterShmem->cluster_system_identifier = durable_state.cluster_system_identifier;
-	PgClusterShmem->durable_loaded = true;
-	LWLockRelease(PgClusterShmem->lock);
-}
-
-/*
  * LoadDurableState reads the state file at startup (and again at a reload
  * while it is unusable).  A missing file starts a new one at term 0; a
  * damaged one is reported and leaves the node out of the protocol.
@@ -145,63 +174,44 @@ LoadDurableState(void)
 {
 	PgClusterDurableState loaded;
 	char		errbuf[512];
+	PgClusterStateFileResult result;
+	bool		report;
 
-	switch (PgClusterReadStateFile(&loaded, errbuf, sizeof(errbuf)))
+	LWLockAcquire(PgClusterShmem->durable_lock, LW_EXCLUSIVE);
+	report = !PgClusterShmem->durable_corrupt;
+	result = PgClusterReadStateFile(&loaded, errbuf, sizeof(errbuf));
+	switch (result)
 	{
 		case PGC_STATE_FILE_OK:
-			durable_state_usable = true;
-			durable_state = loaded;
-			LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
-			PgClusterShmem->term = loaded.term;
-			strlcpy(PgClusterShmem->voted_for, loaded.voted_for, PGC_NAME_LEN);
-			PgClusterShmem->cluster_system_identifier = loaded.cluster_system_identifier;
+			PgClusterShmem->durable = loaded;
 			PgClusterShmem->durable_loaded = true;
-			LWLockRelease(PgClusterShmem->lock);
+			PgClusterShmem->durable_corrupt = false;
 			break;
-
 		case PGC_STATE_FILE_MISSING:
 			memset(&loaded, 0, sizeof(loaded));
-			PersistDurableState(&loaded);
-			durable_state_usable = true;
-			PgClusterRecordEvent("state_file_created", NULL,
-								 "created pg_cluster.state at term 0");
+			PgClusterPersistLocked(&loaded);
+			PgClusterShmem->durable_corrupt = false;
 			break;
-
 		case PGC_STATE_FILE_CORRUPT:
-			if (durable_state_usable || !PgClusterShmem->durable_loaded)
-			{
-				ereport(WARNING,
-						(errcode(ERRCODE_DATA_CORRUPTED),
-						 errmsg("pg_cluster: durable state is unusable: %s", errbuf),
-						 errdetail("This node takes no part in the cluster until the file is repaired: forgetting a vote could elect two leaders in one term."),
-						 errhint("Restore pg_cluster.state from a copy, or stop the server and remove it; the node then restarts at term 0 and learns the current term from its peers.")));
-				PgClusterRecordEvent("state_file_corrupt", NULL, "%s", errbuf);
-			}
-			durable_state_usable = false;
+			PgClusterShmem->durable_loaded = false;
+			PgClusterShmem->durable_corrupt = true;
 			break;
 	}
-}
+	LWLockRelease(PgClusterShmem->durable_lock);
 
-/*
- * WorkerObserveTerm adopts a term higher than ours, seen in a reply from
- * "source" or in a heartbeat received by a backend.  Terms only grow, and a
- * new term starts without a vote.
- */
-void
-WorkerObserveTerm(uint64 term, const char *source)
-{
-	PgClusterDurableState next;
-
-	if (!durable_state_usable || term <= durable_state.term)
-		return;
-
-	next = durable_state;
-	next.term = term;
-	next.voted_for[0] = '\0';
-	PersistDurableState(&next);
-	PgClusterRecordEvent("term_changed", NULL,
-						 "adopted term " UINT64_FORMAT " from node \"%s\"",
-						 term, source);
+	durable_state_usable = (result != PGC_STATE_FILE_CORRUPT);
+	if (result == PGC_STATE_FILE_MISSING)
+		PgClusterRecordEvent("state_file_created", NULL,
+							 "created pg_cluster.state at term 0");
+	if (result == PGC_STATE_FILE_CORRUPT && report)
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("pg_cluster: durable state is unusable: %s", errbuf),
+				 errdetail("This node takes no part in the cluster until the file is repaired: forgetting a vote could elect two leaders in one term."),
+				 errhint("Restore pg_cluster.state from a copy, or stop the server and remove it; the node then restarts at term 0 and learns the current term from its peers.")));
+		PgClusterRecordEvent("state_file_corrupt", NULL, "%s", errbuf);
+	}
 }
 
 /*
@@ -222,10 +232,13 @@ WorkerAcceptClusterIdentifier(uint64 peer_sysid, PgClusterRole peer_role,
 
 	if (ours == 0 && durable_state_usable && peer_role != PGC_ROLE_WITNESS)
 	{
-		PgClusterDurableState next = durable_state;
+		PgClusterDurableState next;
 
+		LWLockAcquire(PgClusterShmem->durable_lock, LW_EXCLUSIVE);
+		next = PgClusterShmem->durable;
 		next.cluster_system_identifier = peer_sysid;
-		PersistDurableState(&next);
+		PgClusterPersistLocked(&next);
+		LWLockRelease(PgClusterShmem->durable_lock);
 		PgClusterRecordEvent("cluster_identified", NULL,
 							 "witness joined the cluster with system identifier " UINT64_FORMAT,
 							 peer_sysid);
@@ -243,33 +256,9 @@ WorkerAcceptClusterIdentifier(uint64 peer_sysid, PgClusterRole peer_role,
 }
 
 /*
- * LeaderAsSeenHere names the current leader.  Until elections exist the
- * leader is the data node that is not in recovery: this node if it is, else
- * the peer that last reported being primary.
+ * PublishLocalState recomputes this node's state, and runs the role-change
+ * hook when this node became leader or stopped being it.
  */
-static void
-LeaderAsSeenHere(char *leader)
-{
-	leader[0] = '\0';
-	if (PgClusterLocalRole() == PGC_ROLE_PRIMARY)
-	{
-		strlcpy(leader, PgClusterNodeName, PGC_NAME_LEN);
-		return;
-	}
-	for (int i = 0; i < PgClusterShmem->node_count; i++)
-	{
-		PgClusterNodeEntry *entry = &PgClusterShmem->nodes[i];
-
-		if (!entry->is_self && entry->view_valid &&
-			entry->view.role == PGC_ROLE_PRIMARY && !entry->refused)
-		{
-			strlcpy(leader, entry->name, PGC_NAME_LEN);
-			return;
-		}
-	}
-}
-
-/* PublishLocalState recomputes this node's state and leader. */
 static void
 PublishLocalState(void)
 {
@@ -277,22 +266,44 @@ PublishLocalState(void)
 	PgClusterWorkerState old_state;
 	char		old_leader[PGC_NAME_LEN];
 	char		leader[PGC_NAME_LEN];
+	bool		is_leader;
+	PgClusterDurableState durable;
 
+	PgClusterDurableSnapshot(&durable);
 	LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
 	old_state = PgClusterShmem->state;
-	strlcpy(old_leader, PgClusterShmem->leader, PGC_NAME_LEN);
-	LeaderAsSeenHere(leader);
 	PgClusterShmem->state = rule->state;
-	strlcpy(PgClusterShmem->leader, leader, PGC_NAME_LEN);
+	strlcpy(leader, PgClusterShmem->leader, PGC_NAME_LEN);
+	is_leader = PgClusterShmem->is_leader;
 	LWLockRelease(PgClusterShmem->lock);
 
 	if (old_state != rule->state)
 		PgClusterRecordEvent("state_changed", NULL, "state %s -> %s: %s",
 							 PgClusterStateName(old_state),
 							 PgClusterStateName(rule->state), rule->why);
+
+	strlcpy(old_leader, published_leader, PGC_NAME_LEN);
 	if (strcmp(old_leader, leader) != 0)
-		PgClusterRecordEvent("leader_changed", NULL, "leader \"%s\" -> \"%s\"",
-							 old_leader, leader);
+	{
+		if (leader[0] != '\0')
+			PgClusterRecordEvent("leader_changed", leader,
+								 "leader of term " UINT64_FORMAT " is \"%s\" (was \"%s\")",
+								 durable.term, leader, old_leader);
+		strlcpy(published_leader, leader, PGC_NAME_LEN);
+	}
+
+	/* the hook: once per won term, and once when stepping down */
+	if (is_leader && rule->state == PGC_STATE_LEADER && hook_term != durable.term)
+	{
+		hook_term = durable.term;
+		was_leader = true;
+		RoleChangeHookStart("primary", durable.term);
+	}
+	else if (!is_leader && was_leader)
+	{
+		was_leader = false;
+		RoleChangeHookStart("demoted", durable.term);
+	}
 }
 
 /*
@@ -409,18 +420,32 @@ WaitForWork(TimestampTz deadline)
 	FreeWaitEventSet(set);
 }
 
-/* AdoptTermsSeenByBackends takes over a higher term a backend saw. */
+/*
+ * ResumeLeadership lets a primary that won the current term before a
+ * restart claim it again; it gets no lease until a majority acknowledges.
+ * A clone made by pg_basebackup carries the file but not the name.
+ */
 static void
-AdoptTermsSeenByBackends(void)
+ResumeLeadership(void)
 {
-	uint64		seen;
-	char		from[PGC_NAME_LEN];
+	PgClusterDurableState durable;
 
-	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
-	seen = PgClusterShmem->highest_term_seen;
-	strlcpy(from, PgClusterShmem->highest_term_from, PGC_NAME_LEN);
+	if (!durable_state_usable || RecoveryInProgress() ||
+		PgClusterNodeKindSetting != PGC_NODE_DATA || !PgClusterIsConfigured())
+		return;
+	PgClusterDurableSnapshot(&durable);
+	if (durable.term == 0 || durable.leader_term != durable.term ||
+		strcmp(durable.leader_name, PgClusterNodeName) != 0)
+		return;
+
+	LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
+	PgClusterShmem->is_leader = true;
+	strlcpy(PgClusterShmem->leader, PgClusterNodeName, PGC_NAME_LEN);
+	PgClusterShmem->last_leader_contact = GetCurrentTimestamp();
 	LWLockRelease(PgClusterShmem->lock);
-	WorkerObserveTerm(seen, from);
+	PgClusterRecordEvent("leadership_resumed", NULL,
+						 "restarted as leader of term " UINT64_FORMAT "; waiting for a majority to acknowledge",
+						 durable.term);
 }
 
 /*
@@ -442,11 +467,19 @@ PgClusterWorkerMain(Datum main_arg)
 	PgClusterShmem->worker_latch = MyLatch;
 	PgClusterShmem->worker_started_at = GetCurrentTimestamp();
 	PgClusterShmem->state = PGC_STATE_STARTING;
+
+	/*
+	 * Votes are refused for a failover timeout after a (re)start, as if the
+	 * leader had just been heard: the lease a crashed voter acknowledged
+	 * must run out before it votes again (protocol.md §6).
+	 */
+	PgClusterShmem->last_leader_contact = PgClusterShmem->worker_started_at;
 	LWLockRelease(PgClusterShmem->lock);
 	before_shmem_exit(WorkerShutdown, (Datum) 0);
 
 	LoadDurableState();
 	ApplyConfiguration();
+	ResumeLeadership();
 	PgClusterRecordEvent("worker_started", NULL,
 						 "worker started as %s node with %d peers, heartbeat %d ms",
 						 PgClusterNodeKindSetting == PGC_NODE_WITNESS ? "witness" : "data",
@@ -472,7 +505,6 @@ PgClusterWorkerMain(Datum main_arg)
 		now = GetCurrentTimestamp();
 		if (durable_state_usable && PgClusterIsConfigured())
 		{
-			AdoptTermsSeenByBackends();
 			PeerConnectionsCheckDeadlines(now);
 			if (now >= next_tick)
 			{
@@ -483,8 +515,13 @@ PgClusterWorkerMain(Datum main_arg)
 					next_tick = TimestampTzPlusMilliseconds(now, PgClusterHeartbeatIntervalMs);
 			}
 			PeerConnectionsUpdateReachability(now);
+			LeaseUpdate(now);
+			ElectionTick(now);
+			LeaseUpdate(now);
+			FollowLeader();
 			deadline = Min(next_tick, PeerConnectionsNextDeadline(now));
 		}
+		RoleChangeHookPoll(now);
 		PublishLocalState();
 
 		WaitForWork(deadline);

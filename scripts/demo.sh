@@ -1,0 +1,619 @@
+#!/usr/bin/env bash
+# A three-node pg_cluster demo on loopback, for a first look.
+#
+# Usage: bash scripts/demo.sh [--no-deps | --no-build] [demo|start|stop|clean]
+#
+#   demo   (default) install packages, build and install pg_cluster, create
+#          a fresh 3-node cluster (n1 primary, n2 and n3 streaming standbys),
+#          show its views, stop and restart n3 to show fault detection, and
+#          leave the cluster running.  An earlier demo cluster is replaced.
+#   start  start the existing demo cluster again (after "stop").
+#   stop   stop the three servers (pg_ctl -m fast); the data stays.
+#   clean  stop the servers and remove the demo directory.
+#
+#   --no-deps   do not install Debian packages (still build and install)
+#   --no-build  do not install packages nor build: use the installed pg_cluster
+#
+# Environment:
+#   PGC_DEMO_DIR   where data, logs and sockets go (default /tmp/pg_cluster-demo)
+#   PGC_DEMO_PORT  port of n1; n2 and n3 use the next two (default 54321)
+#
+# Run it as root (the servers then run as the user "postgres": PostgreSQL
+# refuses to run as root) or as a normal user with sudo (to install).
+# Only 127.0.0.1 and unix sockets in the demo directory are used.
+
+# bench/overhead.sh sources this file for its cluster helpers (the functions
+# cluster_* and node_*); sourced, it only defines them.
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$here/scripts/common.sh"
+
+# What the cluster helpers work on; a script sourcing this file may change
+# these after sourcing.
+cluster_dir=${PGC_DEMO_DIR:-/tmp/pg_cluster-demo}
+cluster_port_base=${PGC_DEMO_PORT:-54321}
+cluster_nodes=(n1 n2 n3)
+cluster_marker_name=PG_CLUSTER_DEMO
+cluster_what="pg_cluster demo cluster"
+# the environment variables that choose the directory and the ports
+cluster_dir_env=PGC_DEMO_DIR
+cluster_port_env=PGC_DEMO_PORT
+# pg_cluster.* timings (the defaults of the extension, spelled out)
+cluster_heartbeat_interval=100ms
+cluster_failover_timeout=1s
+cluster_connect_timeout=500ms
+# more postgresql.conf lines for every node
+cluster_extra_conf=""
+# seconds to wait for a condition before giving up
+cluster_wait_timeout=${PGC_DEMO_TIMEOUT:-60}
+
+# ---------------------------------------------------------------- helpers
+
+section() {
+	printf '\n=== %s\n' "$*"
+}
+
+note() {
+	printf '    %s\n' "$*"
+}
+
+die() {
+	printf '%s: error: %s\n' "$(basename "$0")" "$*" >&2
+	exit 1
+}
+
+now() {
+	date +%s.%N
+}
+
+# elapsed T0 [T1]: seconds between two now() values, 3 decimals.
+elapsed() {
+	awk -v a="$1" -v b="${2:-$(now)}" 'BEGIN { printf "%.3f", b - a }'
+}
+
+# run_as_runner CMD ARGS...: runs a command (argv, quoted here) as the user
+# that runs the servers, from / (the runner may not read the current dir).
+run_as_runner() {
+	pgc_as_runner "cd / && $(printf '%q ' "$@")"
+}
+
+node_index() {
+	local i
+	for i in "${!cluster_nodes[@]}"; do
+		if [ "${cluster_nodes[$i]}" = "$1" ]; then
+			echo "$i"
+			return 0
+		fi
+	done
+	die "unknown node $1"
+}
+
+node_port() {
+	echo $((cluster_port_base + $(node_index "$1")))
+}
+
+node_data() {
+	echo "$cluster_dir/$1"
+}
+
+node_log() {
+	echo "$cluster_dir/$1.log"
+}
+
+# node_psql NODE PSQL-ARGS...: psql as the superuser postgres on NODE,
+# through the node's unix socket in the cluster directory.
+node_psql() {
+	local node=$1
+	shift
+	run_as_runner "$PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 \
+		-h "$cluster_dir" -p "$(node_port "$node")" -U postgres -d postgres "$@"
+}
+
+# node_value NODE SQL: the unaligned, header-less result of SQL on NODE.
+node_value() {
+	node_psql "$1" -At -c "$2"
+}
+
+node_is_running() {
+	[ -f "$(node_data "$1")/PG_VERSION" ] &&
+		run_as_runner "$PG_BINDIR/pg_ctl" -D "$(node_data "$1")" status >/dev/null 2>&1
+}
+
+node_start() {
+	run_as_runner "$PG_BINDIR/pg_ctl" -D "$(node_data "$1")" -l "$(node_log "$1")" \
+		-w -t "$cluster_wait_timeout" start >/dev/null ||
+		{
+			tail -n 30 "$(node_log "$1")" >&2 || true
+			die "could not start $1 (log: $(node_log "$1"))"
+		}
+}
+
+node_stop() {
+	if node_is_running "$1"; then
+		run_as_runner "$PG_BINDIR/pg_ctl" -D "$(node_data "$1")" -m fast \
+			-w -t "$cluster_wait_timeout" stop >/dev/null
+	fi
+}
+
+# wait_until DESCRIPTION CMD ARGS...: polls CMD until it succeeds, or dies
+# with diagnostics after cluster_wait_timeout seconds.
+wait_until() {
+	local what=$1
+	shift
+	local deadline=$(($(date +%s) + cluster_wait_timeout))
+	until "$@" >/dev/null 2>&1; do
+		if [ "$(date +%s)" -ge "$deadline" ]; then
+			printf '%s: timed out after %s s waiting for %s\n' "$(basename "$0")" "$cluster_wait_timeout" "$what" >&2
+			cluster_diagnostics >&2
+			exit 1
+		fi
+		sleep 0.2
+	done
+}
+
+# print_table: formats rows of fields separated by \037 (the first row is
+# the header) like psql's aligned output.
+print_table() {
+	awk -F '\037' '
+		{
+			for (i = 1; i <= NF; i++) {
+				cell[NR, i] = $i
+				if (length($i) > width[i]) width[i] = length($i)
+			}
+			if (NF > cols) cols = NF
+			rows = NR
+		}
+		END {
+			for (r = 1; r <= rows; r++) {
+				line = ""
+				for (i = 1; i <= cols; i++)
+					line = line sprintf(i == 1 ? " %-*s " : "| %-*s ", width[i], cell[r, i])
+				sub(/ +$/, "", line)
+				print line
+				if (r == 1) {
+					line = ""
+					for (i = 1; i <= cols; i++) {
+						dashes = sprintf("%*s", width[i] + 2, "")
+						gsub(/ /, "-", dashes)
+						line = line (i == 1 ? "" : "+") dashes
+					}
+					print line
+				}
+			}
+			printf "(%d row%s)\n", rows - 1, rows == 2 ? "" : "s"
+		}'
+}
+
+# query_nodes SQL NODES...: runs SQL on every node and prints one table of
+# all the rows (the header once).
+query_nodes() {
+	local sql=$1 node first=1
+	shift
+	for node in "$@"; do
+		if [ $first = 1 ]; then
+			node_psql "$node" -A -F $'\037' -P footer=off -P null=- -c "$sql"
+			first=0
+		else
+			node_psql "$node" -A -t -F $'\037' -P null=- -c "$sql"
+		fi
+	done | print_table
+}
+
+# query_nodes_transposed SQL NODES...: runs SQL (one row) on every node and
+# prints a table with a line per column and a column per node.
+query_nodes_transposed() {
+	local sql=$1 node
+	shift
+	for node in "$@"; do
+		printf '\036%s\n' "$node"
+		node_psql "$node" -A -t -x -F $'\037' -P null=- -c "$sql"
+	done | awk -F '\037' '
+		/^\036/ { n++; node[n] = substr($0, 2); next }
+		NF == 2 {
+			if (!($1 in row)) { rows++; name[rows] = $1; row[$1] = rows }
+			value[row[$1], n] = $2
+		}
+		END {
+			printf "column"
+			for (j = 1; j <= n; j++) printf "\037%s", node[j]
+			printf "\n"
+			for (i = 1; i <= rows; i++) {
+				printf "%s", name[i]
+				for (j = 1; j <= n; j++) printf "\037%s", value[i, j]
+				printf "\n"
+			}
+		}' | print_table | sed '$d'
+}
+
+# ---------------------------------------------------------------- cluster
+
+cluster_marker() {
+	echo "$cluster_dir/$cluster_marker_name"
+}
+
+cluster_exists() {
+	[ -f "$(cluster_marker)" ]
+}
+
+cluster_peers() {
+	local node list=""
+	for node in "${cluster_nodes[@]}"; do
+		list="$list${list:+,}$node=127.0.0.1:$(node_port "$node")"
+	done
+	echo "$list"
+}
+
+cluster_running_nodes() {
+	local node
+	for node in "${cluster_nodes[@]}"; do
+		if node_is_running "$node"; then echo "$node"; fi
+	done
+}
+
+# cluster_stop: stops every node that runs, standbys first.
+cluster_stop() {
+	local i
+	for ((i = ${#cluster_nodes[@]} - 1; i >= 0; i--)); do
+		node_stop "${cluster_nodes[$i]}"
+	done
+}
+
+cluster_start() {
+	local node
+	for node in "${cluster_nodes[@]}"; do
+		node_is_running "$node" || node_start "$node"
+	done
+}
+
+# cluster_remove: stops and deletes a cluster made by these helpers.  A
+# directory without our marker is left alone unless it is empty.
+cluster_remove() {
+	if cluster_exists; then
+		cluster_stop
+		run_as_runner rm -rf "$cluster_dir"
+		if [ -e "$cluster_dir" ]; then
+			pgc_as_root rm -rf "$cluster_dir"
+		fi
+	elif [ -d "$cluster_dir" ] && [ -n "$(ls -A "$cluster_dir" 2>/dev/null)" ]; then
+		die "$cluster_dir exists and is not a $cluster_what (no $cluster_marker_name file); remove it or set $cluster_dir_env to another directory"
+	fi
+}
+
+# cluster_make_dir: an empty directory owned by the runner.
+cluster_make_dir() {
+	local runner
+	runner=$(pgc_runner)
+	if [ "$(id -u)" = 0 ]; then
+		install -d -m 0755 -o "$runner" -g "$(id -gn "$runner")" "$cluster_dir"
+	else
+		mkdir -p "$cluster_dir"
+	fi
+	run_as_runner test -w "$cluster_dir" ||
+		die "user $runner cannot write to $cluster_dir; set $cluster_dir_env to a directory it can reach"
+}
+
+cluster_check_ports() {
+	local node port
+	command -v ss >/dev/null || return 0
+	for node in "${cluster_nodes[@]}"; do
+		port=$(node_port "$node")
+		if [ -n "$(ss -Hltn "sport = :$port" 2>/dev/null)" ]; then
+			die "port $port (for $node) is already in use; set $cluster_port_env to another base port"
+		fi
+	done
+}
+
+# cluster_node_conf NODE: the postgresql.conf lines of the primary; the
+# standbys copy them with the base backup and override name and port.
+cluster_node_conf() {
+	cat <<EOF
+
+# ---- added by pg_cluster's scripts/demo.sh
+listen_addresses = '127.0.0.1'
+port = $(node_port "$1")
+unix_socket_directories = '$cluster_dir'
+cluster_name = '$1'
+max_connections = 40
+shared_preload_libraries = 'pg_cluster'
+wal_log_hints = on
+log_line_prefix = '%m [%p] %q%a '
+pg_cluster.node_name = '$1'
+pg_cluster.peers = '$(cluster_peers)'
+pg_cluster.peer_conninfo = 'dbname=postgres user=postgres'
+pg_cluster.heartbeat_interval = '$cluster_heartbeat_interval'
+pg_cluster.failover_timeout = '$cluster_failover_timeout'
+pg_cluster.connect_timeout = '$cluster_connect_timeout'
+$cluster_extra_conf
+EOF
+}
+
+cluster_standby_conf() {
+	cat <<EOF
+
+# ---- this standby (cloned from ${cluster_nodes[0]})
+port = $(node_port "$1")
+cluster_name = '$1'
+pg_cluster.node_name = '$1'
+EOF
+}
+
+# append_to_file FILE: appends stdin to FILE as the runner.
+append_to_file() {
+	pgc_as_runner "cat >> $(printf '%q' "$1")"
+}
+
+# cluster_create: a fresh cluster: the first node a primary with the
+# extension, the others streaming standbys cloned by pg_basebackup -R.
+cluster_create() {
+	local primary=${cluster_nodes[0]} node
+
+	cluster_remove
+	cluster_check_ports
+	cluster_make_dir
+	printf '%s in %s, created %s by %s\n' "$cluster_what" "$cluster_dir" "$(date -Is)" \
+		"$(id -un)" | append_to_file "$(cluster_marker)"
+
+	note "initdb $primary"
+	run_as_runner "$PG_BINDIR/initdb" -D "$(node_data "$primary")" -U postgres \
+		--auth=trust -E UTF8 --locale=C.UTF-8 >"$cluster_dir/initdb.log" 2>&1 ||
+		{
+			cat "$cluster_dir/initdb.log" >&2
+			die "initdb failed"
+		}
+	cluster_node_conf "$primary" | append_to_file "$(node_data "$primary")/postgresql.conf"
+	note "start $primary (port $(node_port "$primary"))"
+	node_start "$primary"
+	node_psql "$primary" -c "CREATE EXTENSION pg_cluster"
+
+	for node in "${cluster_nodes[@]:1}"; do
+		note "pg_basebackup -R $node from $primary"
+		run_as_runner "$PG_BINDIR/pg_basebackup" -h 127.0.0.1 -p "$(node_port "$primary")" \
+			-U postgres -D "$(node_data "$node")" -R -X stream -c fast ||
+			die "pg_basebackup of $node failed"
+		cluster_standby_conf "$node" | append_to_file "$(node_data "$node")/postgresql.conf"
+		note "start $node (port $(node_port "$node"))"
+		node_start "$node"
+	done
+}
+
+# node_sees_reachable NODE COUNT: NODE shows COUNT reachable nodes (itself
+# included) in pg_cluster.nodes.
+node_sees_reachable() {
+	[ "$(node_value "$1" "SELECT count(*) FROM pg_cluster.nodes WHERE reachable")" = "$2" ]
+}
+
+# node_sees NODE PEER t|f: NODE shows PEER as reachable (t) or not (f).
+node_sees() {
+	[ "$(node_value "$1" "SELECT reachable FROM pg_cluster.nodes WHERE node_name = '$2'")" = "$3" ]
+}
+
+# cluster_wait_all_reachable: every node sees every node reachable.
+cluster_wait_all_reachable() {
+	local node
+	for node in "${cluster_nodes[@]}"; do
+		wait_until "$node to see ${#cluster_nodes[@]} reachable nodes" \
+			node_sees_reachable "$node" "${#cluster_nodes[@]}"
+	done
+}
+
+cluster_diagnostics() {
+	local node
+	for node in $(cluster_running_nodes); do
+		echo "--- pg_cluster.nodes on $node"
+		node_psql "$node" -c "SELECT node_name, reachable, connection, last_error FROM pg_cluster.nodes" || true
+	done
+	for node in "${cluster_nodes[@]}"; do
+		if [ -f "$(node_log "$node")" ]; then
+			echo "--- last lines of $(node_log "$node")"
+			tail -n 15 "$(node_log "$node")"
+		fi
+	done
+}
+
+# ---------------------------------------------------------------- the demo
+
+nodes_columns="node_name, host, port, role, reachable, is_leader, term, timeline, lsn, lag_bytes, round(rtt_ms::numeric, 2) AS rtt_ms"
+
+# one_line X: an SQL expression of the text X on one line (libpq messages
+# have several) and at most 90 characters.
+one_line() {
+	local flat="regexp_replace(trim($1), '[[:space:]]+', ' ', 'g')"
+	echo "CASE WHEN length($flat) > 90 THEN left($flat, 87) || '...' ELSE $flat END"
+}
+
+show_nodes() {
+	local node=$1 extra=${2:-}
+	echo "pg_cluster.nodes as $node sees it:"
+	node_psql "$node" -P null=- -c "SELECT $nodes_columns$extra FROM pg_cluster.nodes"
+}
+
+show_status() {
+	echo "TABLE pg_cluster.status on each node, one column per node:"
+	query_nodes_transposed "TABLE pg_cluster.status" "$@"
+}
+
+show_events() {
+	local node=$1 count=$2
+	echo "The last $count of pg_cluster.events on $node:"
+	node_psql "$node" -c "SELECT seq, event_time::time(3) AS time, node_name, kind, $(one_line detail) AS detail
+		FROM (SELECT * FROM pg_cluster.events ORDER BY seq DESC LIMIT $count) AS e ORDER BY seq"
+}
+
+demo_build() {
+	if [ "$install_packages" = 1 ]; then
+		section "Installing the Debian packages pg_cluster needs"
+		pgc_install_packages
+	fi
+	if [ "$build" = 1 ]; then
+		section "Building and installing pg_cluster"
+		pgc_build_and_install
+	fi
+	[ -f "$("$PG_CONFIG" --pkglibdir)/pg_cluster.so" ] ||
+		die "pg_cluster is not installed; run without --no-build"
+}
+
+demo_create() {
+	local t0
+	section "Creating a 3-node cluster in $cluster_dir (runs as user $(pgc_runner))"
+	if cluster_exists; then
+		note "replacing the demo cluster already there"
+	fi
+	cluster_create
+	t0=$(now)
+	section "Waiting until every node sees the 3 nodes reachable"
+	cluster_wait_all_reachable
+	note "all nodes reachable from everywhere after $(elapsed "$t0") s"
+}
+
+demo_show() {
+	local uri
+	section "The cluster, as n1 sees it: TABLE pg_cluster.nodes"
+	show_nodes n1
+	section "Each node's own view of itself: TABLE pg_cluster.status"
+	show_status "${cluster_nodes[@]}"
+	section "Where clients should connect: SELECT pg_cluster.connection_uri()"
+	uri=$(node_value n1 "SELECT pg_cluster.connection_uri()")
+	echo "$uri"
+	note "(it lists the data nodes; libpq tries them in turn and keeps the read-write one:"
+	note " it lands on port $(run_as_runner "$PG_BINDIR/psql" -X -At -U postgres -d "$uri" \
+		-c "SELECT inet_server_port()"), the primary n1)"
+}
+
+demo_fault() {
+	local t0
+	section "A fault: stopping n3 (pg_ctl stop -m fast)"
+	t0=$(now)
+	node_stop n3
+	note "n3 stopped; waiting for n1 and n2 to notice"
+	wait_until "n1 to see n3 unreachable" node_sees n1 n3 f
+	wait_until "n2 to see n3 unreachable" node_sees n2 n3 f
+	note "n1 and n2 see n3 unreachable $(elapsed "$t0") s after the stop began"
+	echo
+	show_nodes n1 ", $(one_line last_error) AS last_error"
+	echo "and as n2 sees it:"
+	node_psql n2 -P null=- -c "SELECT node_name, role, reachable, connection, $(one_line last_error) AS last_error FROM pg_cluster.nodes"
+	echo "pg_cluster.status: has_quorum stays true, 2 of 3 nodes are a majority:"
+	query_nodes "SELECT node_name, role, state, leader, nodes_total, peers_reachable, has_quorum FROM pg_cluster.status" n1 n2
+	echo
+	show_events n1 6
+
+	section "Recovery: starting n3 again"
+	t0=$(now)
+	node_start n3
+	cluster_wait_all_reachable
+	note "every node sees the 3 nodes reachable again $(elapsed "$t0") s after pg_ctl start"
+	echo
+	show_nodes n1
+	show_events n1 3
+}
+
+# demo_command: how to run this script again on the same cluster.
+demo_command() {
+	local env=""
+	[ -z "${PGC_DEMO_DIR:-}" ] || env="PGC_DEMO_DIR=$(printf %q "$PGC_DEMO_DIR") "
+	[ -z "${PGC_DEMO_PORT:-}" ] || env="${env}PGC_DEMO_PORT=$PGC_DEMO_PORT "
+	echo "${env}bash scripts/demo.sh"
+}
+
+demo_instructions() {
+	local uri node
+	uri=$(node_value n1 "SELECT pg_cluster.connection_uri()")
+	section "The demo cluster is running"
+	cat <<EOF
+Data directories, logs (n1.log ...) and sockets are in $cluster_dir.
+
+Connect to one node (as the database superuser postgres):
+EOF
+	for node in "${cluster_nodes[@]}"; do
+		printf '    psql -h %s -p %s -U postgres      # %s, %s\n' "$cluster_dir" \
+			"$(node_port "$node")" "$node" \
+			"$(node_value "$node" "SELECT role FROM pg_cluster.status")"
+	done
+	cat <<EOF
+
+Connect to whichever node is the primary (libpq multi-host URI):
+    psql -U postgres '$uri'
+
+Then try:
+    TABLE pg_cluster.nodes;   TABLE pg_cluster.status;   TABLE pg_cluster.events;
+
+Stop the cluster (keeps the data):   $(demo_command) stop
+Start it again:                      $(demo_command) start
+Stop it and remove everything:       $(demo_command) clean
+
+(Demo only: every local user may connect as superuser without a password.)
+EOF
+}
+
+# The steps of "demo", in order.  A later step (failover) goes before
+# demo_instructions.
+demo_steps=(demo_build demo_create demo_show demo_fault demo_instructions)
+
+cmd_demo() {
+	local step
+	for step in "${demo_steps[@]}"; do
+		"$step"
+	done
+}
+
+cmd_start() {
+	cluster_exists || die "no demo cluster in $cluster_dir; run: $(demo_command)"
+	section "Starting the demo cluster in $cluster_dir"
+	cluster_start
+	cluster_wait_all_reachable
+	show_nodes n1
+	demo_instructions
+}
+
+cmd_stop() {
+	if ! cluster_exists; then
+		echo "No demo cluster in $cluster_dir."
+		return 0
+	fi
+	section "Stopping the demo cluster in $cluster_dir"
+	cluster_stop
+	echo "Stopped; the data stays in $cluster_dir."
+	echo "Start it again with: $(demo_command) start   (or remove it: $(demo_command) clean)"
+}
+
+cmd_clean() {
+	if ! cluster_exists; then
+		echo "No demo cluster in $cluster_dir."
+		return 0
+	fi
+	section "Stopping and removing the demo cluster in $cluster_dir"
+	cluster_remove
+	echo "Removed $cluster_dir."
+}
+
+usage() {
+	sed -n '2,/^$/s/^# \{0,1\}//p' "$here/scripts/demo.sh"
+}
+
+demo_main() {
+	local cmd=""
+	install_packages=1
+	build=1
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--no-deps) install_packages=0 ;;
+		--no-build) install_packages=0 build=0 ;;
+		-h | --help | help) usage; return 0 ;;
+		demo | start | stop | clean)
+			[ -z "$cmd" ] || die "one command at a time"
+			cmd=$1
+			;;
+		*)
+			usage >&2
+			return 2
+			;;
+		esac
+		shift
+	done
+	"cmd_${cmd:-demo}"
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	set -euo pipefail
+	demo_main "$@"
+fi

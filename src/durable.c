@@ -1,0 +1,161 @@
+/*-------------------------------------------------------------------------
+ *
+ * durable.c
+ *		Changes to the durable protocol state (term, vote, won term, pause),
+ *		made by the worker and by the backends that answer peers.
+ *
+ * Every change follows the same order, under durable_lock held
+ * exclusively: compute the next state, write it to disk (state_file.c),
+ * then publish it in shared memory.  Nothing that depends on a new term or
+ * vote is sent before it is on disk.  Whoever adopts a higher term also
+ * withdraws this node's permission to commit, in the same critical
+ * section, so a stale lease can never outlive the term it belonged to.
+ *
+ * Lock order: durable_lock before lock.
+ *
+ * Copyright (c) 2026, pg_cluster developers
+ *
+ * IDENTIFICATION
+ *		src/durable.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "pg_cluster.h"
+
+/*
+ * PgClusterEnsureDurableLoaded makes sure the shared copy of the durable
+ * state is loaded, loading it (or creating it at term 0) if no process did
+ * yet.  Returns false while the file is damaged.
+ */
+bool
+PgClusterEnsureDurableLoaded(void)
+{
+	PgClusterDurableState loaded;
+	char		errbuf[512];
+	bool		usable;
+
+	LWLockAcquire(PgClusterShmem->durable_lock, LW_SHARED);
+	usable = PgClusterShmem->durable_loaded;
+	LWLockRelease(PgClusterShmem->durable_lock);
+	if (usable)
+		return true;
+
+	LWLockAcquire(PgClusterShmem->durable_lock, LW_EXCLUSIVE);
+	if (!PgClusterShmem->durable_loaded)
+	{
+		switch (PgClusterReadStateFile(&loaded, errbuf, sizeof(errbuf)))
+		{
+			case PGC_STATE_FILE_OK:
+				PgClusterShmem->durable = loaded;
+				PgClusterShmem->durable_loaded = true;
+				PgClusterShmem->durable_corrupt = false;
+				break;
+			case PGC_STATE_FILE_MISSING:
+				memset(&loaded, 0, sizeof(loaded));
+				PgClusterPersistLocked(&loaded);
+				PgClusterShmem->durable_corrupt = false;
+				break;
+			case PGC_STATE_FILE_CORRUPT:
+				PgClusterShmem->durable_corrupt = true;
+				break;
+		}
+	}
+	usable = PgClusterShmem->durable_loaded;
+	LWLockRelease(PgClusterShmem->durable_lock);
+	return usable;
+}
+
+/*
+ * PgClusterPersistLocked writes "next" to disk and publishes it.  The
+ * caller holds durable_lock exclusively.
+ */
+void
+PgClusterPersistLocked(const PgClusterDurableState *next)
+{
+	Assert(LWLockHeldByMeInMode(PgClusterShmem->durable_lock, LW_EXCLUSIVE));
+
+	PgClusterWriteStateFile(next);
+	PgClusterShmem->durable = *next;
+	PgClusterShmem->durable_loaded = true;
+}
+
+/* PgClusterDurableSnapshot copies the durable state. */
+void
+PgClusterDurableSnapshot(PgClusterDurableState *copy)
+{
+	LWLockAcquire(PgClusterShmem->durable_lock, LW_SHARED);
+	*copy = PgClusterShmem->durable;
+	LWLockRelease(PgClusterShmem->durable_lock);
+}
+
+/*
+ * PgClusterAdoptTerm adopts a term higher than ours, seen from "from".
+ * Terms only grow; a new term starts without a vote and without a leader,
+ * and this node may not commit in it until it leads it.  Returns whether
+ * the term changed.
+ */
+bool
+PgClusterAdoptTerm(uint64 term, const char *from)
+{
+	PgClusterDurableState next;
+	bool		was_leader;
+
+	LWLockAcquire(PgClusterShmem->durable_lock, LW_EXCLUSIVE);
+	if (!PgClusterShmem->durable_loaded || term <= PgClusterShmem->durable.term)
+	{
+		LWLockRelease(PgClusterShmem->durable_lock);
+		return false;
+	}
+	next = PgClusterShmem->durable;
+	next.term = term;
+	next.voted_for[0] = '\0';
+
+	/* withdraw the permission to commit before anything else can happen */
+	pg_atomic_write_u64(&PgClusterShmem->commit_allowed_until, 0);
+	PgClusterPersistLocked(&next);
+
+	LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
+	was_leader = PgClusterShmem->is_leader;
+	PgClusterShmem->is_leader = false;
+	PgClusterShmem->leader[0] = '\0';
+	LWLockRelease(PgClusterShmem->lock);
+	LWLockRelease(PgClusterShmem->durable_lock);
+
+	PgClusterRecordEvent("term_changed", NULL,
+						 "adopted term " UINT64_FORMAT " from node \"%s\"%s",
+						 term, from, was_leader ? "; stepped down as leader" : "");
+	return true;
+}
+
+/*
+ * PgClusterAdoptPause adopts a newer maintenance-mode setting.  Versions
+ * order the settings; at an equal version "paused" wins, the safe side.
+ */
+bool
+PgClusterAdoptPause(uint64 version, bool paused, const char *from)
+{
+	PgClusterDurableState next;
+	const PgClusterDurableState *cur;
+
+	LWLockAcquire(PgClusterShmem->durable_lock, LW_EXCLUSIVE);
+	cur = &PgClusterShmem->durable;
+	if (!PgClusterShmem->durable_loaded ||
+		version < cur->pause_version ||
+		(version == cur->pause_version && (cur->paused || !paused)))
+	{
+		LWLockRelease(PgClusterShmem->durable_lock);
+		return false;
+	}
+	next = *cur;
+	next.pause_version = version;
+	next.paused = paused;
+	PgClusterPersistLocked(&next);
+	LWLockRelease(PgClusterShmem->durable_lock);
+
+	PgClusterRecordEvent(paused ? "paused" : "resumed", NULL,
+						 "automatic failover %s (version " UINT64_FORMAT ", from node \"%s\")",
+						 paused ? "paused" : "resumed", version, from);
+	return true;
+}

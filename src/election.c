@@ -1,0 +1,614 @@
+/*-------------------------------------------------------------------------
+ *
+ * election.c
+ *		Leader election (docs/protocol.md §3.2, §4, §6): the voter's rules,
+ *		run by the backend that answers pg_cluster.request_vote(); the
+ *		candidate's rounds and the leader's lease, run by the worker.
+ *
+ * The candidate side is a small state machine (the table election_phases):
+ * IDLE -> PRE_VOTE -> VOTE -> (won) IDLE as leader.  A round that gets no
+ * majority within half a failover timeout goes back to IDLE with a new
+ * random delay.
+ *
+ * Copyright (c) 2026, pg_cluster developers
+ *
+ * IDENTIFICATION
+ *		src/election.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xlog.h"
+#include "common/pg_prng.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "replication/walreceiver.h"
+#include "utils/fmgrprotos.h"
+#include "utils/timestamp.h"
+
+#include "pg_cluster.h"
+#include "worker.h"
+
+/*
+ * Compare two WAL positions (timeline first: a higher timeline has seen a
+ * promotion the other has not).
+ */
+static int
+CompareProgress(TimeLineID tli_a, XLogRecPtr lsn_a, TimeLineID tli_b, XLogRecPtr lsn_b)
+{
+	if (tli_a != tli_b)
+		return tli_a < tli_b ? -1 : 1;
+	if (lsn_a != lsn_b)
+		return lsn_a < lsn_b ? -1 : 1;
+	return 0;
+}
+
+/* Number of voters that make a majority. */
+static int
+MajoritySize(void)
+{
+	int			voters = PgClusterPeers ? PgClusterPeers->count : 1;
+
+	return voters / 2 + 1;
+}
+
+/*
+ * PgClusterHandleVoteRequest applies the voter's rules V1-V7 to a request
+ * and, for a granted real vote, records the vote on disk before returning.
+ * *voter_term is set to this node's term after the request.
+ */
+bool
+PgClusterHandleVoteRequest(const PgClusterVoteRequest *req, uint64 *voter_term,
+						   char *reason, size_t reasonlen)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	PgClusterDurableState next;
+	TimestampTz last_contact;
+	TimeLineID	leader_tli;
+	XLogRecPtr	leader_lsn;
+	char		leader[PGC_NAME_LEN];
+	int			candidate_index;
+	bool		candidate_is_witness = false;
+
+	if (!PgClusterEnsureDurableLoaded())
+	{
+		snprintf(reason, reasonlen, "voter's durable state is unusable");
+		*voter_term = 0;
+		return false;
+	}
+
+	LWLockAcquire(PgClusterShmem->durable_lock, LW_EXCLUSIVE);
+	next = PgClusterShmem->durable;
+	*voter_term = next.term;
+
+	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
+	last_contact = PgClusterShmem->last_leader_contact;
+	leader_tli = PgClusterShmem->leader_timeline;
+	leader_lsn = PgClusterShmem->leader_lsn;
+	strlcpy(leader, PgClusterShmem->leader, PGC_NAME_LEN);
+	candidate_index = PgClusterFindNode(req->candidate);
+	if (candidate_index >= 0)
+	{
+		PgClusterNodeEntry *entry = &PgClusterShmem->nodes[candidate_index];
+
+		candidate_is_witness = entry->view_valid && entry->view.role == PGC_ROLE_WITNESS;
+	}
+	LWLockRelease(PgClusterShmem->lock);
+
+#define REFUSE(...) \
+	do { \
+		snprintf(reason, reasonlen, __VA_ARGS__); \
+		LWLockRelease(PgClusterShmem->durable_lock); \
+		return false; \
+	} while (0)
+
+	/* V1: a candidate from an older term is out of date */
+	if (req->term < next.term)
+		REFUSE("candidate term " UINT64_FORMAT " is older than ours, " UINT64_FORMAT,
+			   req->term, next.term);
+
+	/*
+	 * V3 and V6 are checked before a higher term is adopted: a voter that
+	 * still hears its leader, or is paused, ignores the request entirely,
+	 * so a returning node cannot push the term up and depose a healthy
+	 * leader.
+	 */
+	if (last_contact != 0 &&
+		now - last_contact < (int64) PgClusterFailoverTimeoutMs * 1000)
+	{
+		if (leader[0] != '\0')
+			REFUSE("heard leader \"%s\" %ld ms ago", leader,
+				   (long) ((now - last_contact) / 1000));
+		REFUSE("voted, led or started %ld ms ago, less than failover_timeout",
+			   (long) ((now - last_contact) / 1000));
+	}
+	if (next.paused)
+		REFUSE("the cluster is paused");
+
+	/* V7 */
+	if (candidate_index < 0 || candidate_is_witness)
+		REFUSE("\"%s\" is not a data node of this cluster", req->candidate);
+
+	/* V4: the candidate's WAL must be at least as far as ours */
+	if (PgClusterNodeKindSetting == PGC_NODE_DATA)
+	{
+		TimeLineID	own_tli;
+		XLogRecPtr	own_lsn = PgClusterLocalLsn(&own_tli);
+
+		if (CompareProgress(req->timeline, req->lsn, own_tli, own_lsn) < 0)
+			REFUSE("candidate WAL %u/%X/%X is behind ours %u/%X/%X",
+				   req->timeline, LSN_FORMAT_ARGS(req->lsn),
+				   own_tli, LSN_FORMAT_ARGS(own_lsn));
+	}
+
+	/* V5: not too far behind what the last leader reported */
+	if (leader_lsn != InvalidXLogRecPtr)
+	{
+		if (req->timeline < leader_tli ||
+			(req->timeline == leader_tli &&
+			 req->lsn + (XLogRecPtr) PgClusterMaxLagOnFailover < leader_lsn))
+			REFUSE("candidate WAL %u/%X/%X is more than max_lag_on_failover behind the leader's last %u/%X/%X",
+				   req->timeline, LSN_FORMAT_ARGS(req->lsn),
+				   leader_tli, LSN_FORMAT_ARGS(leader_lsn));
+	}
+
+	if (req->pre_vote)
+	{
+		LWLockRelease(PgClusterShmem->durable_lock);
+		snprintf(reason, reasonlen, "pre-vote granted");
+		return true;
+	}
+
+	/* a real vote: adopt the candidate's term, then V2 */
+	if (req->term > next.term)
+	{
+		next.term = req->term;
+		next.voted_for[0] = '\0';
+		pg_atomic_write_u64(&PgClusterShmem->commit_allowed_until, 0);
+		LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
+		PgClusterShmem->is_leader = false;
+		PgClusterShmem->leader[0] = '\0';
+		LWLockRelease(PgClusterShmem->lock);
+	}
+	if (next.voted_for[0] != '\0' && strcmp(next.voted_for, req->candidate) != 0)
+	{
+		char		voted[PGC_NAME_LEN];
+
+		strlcpy(voted, next.voted_for, PGC_NAME_LEN);
+		if (next.term != PgClusterShmem->durable.term)
+			PgClusterPersistLocked(&next);
+		*voter_term = next.term;
+		REFUSE("already voted for \"%s\" in term " UINT64_FORMAT, voted, next.term);
+	}
+	strlcpy(next.voted_for, req->candidate, PGC_NAME_LEN);
+	PgClusterPersistLocked(&next);
+	*voter_term = next.term;
+
+	/*
+	 * Like a Raft follower, a voter restarts its election timer when it
+	 * grants a vote: the candidate it chose gets a failover timeout to
+	 * take office before this node stands or votes for another.
+	 */
+	LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
+	PgClusterShmem->last_leader_contact = now;
+	LWLockRelease(PgClusterShmem->lock);
+	LWLockRelease(PgClusterShmem->durable_lock);
+#undef REFUSE
+
+	snprintf(reason, reasonlen, "vote granted");
+	return true;
+}
+
+/* ----------------------------------------------------------------------
+ * The candidate (worker only)
+ * ----------------------------------------------------------------------
+ */
+
+typedef enum ElectionPhase
+{
+	ELECTION_IDLE = 0,
+	ELECTION_PRE_VOTE,
+	ELECTION_VOTE
+} ElectionPhase;
+
+static const char *const election_phase_names[] = {
+	[ELECTION_IDLE] = "idle",
+	[ELECTION_PRE_VOTE] = "pre-vote",
+	[ELECTION_VOTE] = "vote",
+};
+
+typedef struct Election
+{
+	ElectionPhase phase;
+	uint64		term;			/* the term asked for */
+	TimestampTz round_started_at;
+	int			grants;
+	bool		granted_by[PGC_MAX_NODES];	/* by index in the node table */
+	TimestampTz not_before;		/* randomized start of the next round */
+	TimestampTz contact_seen;	/* last_leader_contact when not_before was set */
+	TimestampTz last_streaming_at;
+} Election;
+
+static Election election;
+
+/* ElectionPhaseName names the current phase for the views. */
+const char *
+ElectionPhaseName(void)
+{
+	return election_phase_names[election.phase];
+}
+
+bool
+ElectionInProgress(void)
+{
+	return election.phase != ELECTION_IDLE;
+}
+
+/*
+ * BetterCandidateVisible says whether a reachable data peer with a positive
+ * priority has more WAL than we do: it should go first.
+ */
+static bool
+BetterCandidateVisible(TimeLineID tli, XLogRecPtr lsn)
+{
+	bool		better = false;
+
+	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
+	for (int i = 0; i < PgClusterShmem->node_count; i++)
+	{
+		PgClusterNodeEntry *e = &PgClusterShmem->nodes[i];
+
+		if (!e->is_self && e->reachable && e->view_valid &&
+			e->view.role == PGC_ROLE_STANDBY &&
+			CompareProgress(e->view.timeline, e->view.lsn, tli, lsn) > 0)
+			better = true;
+	}
+	LWLockRelease(PgClusterShmem->lock);
+	return better;
+}
+
+static int	RandomDelayMs(void);
+
+/*
+ * WhyNotStand returns NULL when this node may stand for election now, or
+ * the reason it may not.
+ */
+static const char *
+WhyNotStand(TimestampTz now, const PgClusterDurableState *durable)
+{
+	TimestampTz last_contact;
+	TimeLineID	leader_tli;
+	XLogRecPtr	leader_lsn;
+	bool		is_leader;
+	bool		in_recovery = RecoveryInProgress();
+
+	if (PgClusterNodeKindSetting != PGC_NODE_DATA)
+		return "witness";
+	if (durable->paused)
+		return "paused";
+
+	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
+	last_contact = PgClusterShmem->last_leader_contact;
+	leader_tli = PgClusterShmem->leader_timeline;
+	leader_lsn = PgClusterShmem->leader_lsn;
+	is_leader = PgClusterShmem->is_leader;
+	LWLockRelease(PgClusterShmem->lock);
+
+	if (is_leader)
+		return "leader";
+	if (now - last_contact < (int64) PgClusterFailoverTimeoutMs * 1000)
+		return "leader alive";
+
+	if (in_recovery)
+	{
+		TimeLineID	tli;
+		XLogRecPtr	lsn = PgClusterLocalLsn(&tli);
+
+		if (PgClusterPriority <= 0)
+			return "priority 0";
+		if (durable->term == 0)
+			return "no leader yet: standbys do not start a cluster";
+		if (now - election.last_streaming_at > 3 * (int64) PgClusterFailoverTimeoutMs * 1000)
+			return "not streaming";
+		if (leader_lsn != InvalidXLogRecPtr &&
+			(tli < leader_tli ||
+			 (tli == leader_tli &&
+			  lsn + (XLogRecPtr) PgClusterMaxLagOnFailover < leader_lsn)))
+			return "lagging beyond max_lag_on_failover";
+	}
+
+	/* the randomized delay, drawn anew whenever the leader was heard again */
+	if (election.contact_seen != last_contact || election.not_before == 0)
+	{
+		TimeLineID	tli;
+		XLogRecPtr	lsn = PgClusterLocalLsn(&tli);
+		int			delay_ms = PgClusterFailoverTimeoutMs + RandomDelayMs();
+
+		if (in_recovery && BetterCandidateVisible(tli, lsn))
+			delay_ms += PgClusterFailoverTimeoutMs / 2;
+		election.contact_seen = last_contact;
+		election.not_before = TimestampTzPlusMilliseconds(last_contact, delay_ms);
+	}
+	if (now < election.not_before)
+		return "waiting";
+	return NULL;
+}
+
+/* RandomDelayMs draws the random part of the election timeout. */
+static int
+RandomDelayMs(void)
+{
+	return (int) pg_prng_uint64_range(&pg_global_prng_state, 0,
+									  Max(PgClusterFailoverTimeoutMs / 4, 1));
+}
+
+static void
+ResetRound(void)
+{
+	election.round_started_at = 0;
+	election.grants = 1;		/* our own */
+	memset(election.granted_by, 0, sizeof(election.granted_by));
+}
+
+/* Ask every peer for a (pre-)vote for election.term. */
+static void
+SendVoteRequests(bool pre_vote)
+{
+	PgClusterVoteRequest req;
+
+	memset(&req, 0, sizeof(req));
+	strlcpy(req.candidate, PgClusterNodeName, PGC_NAME_LEN);
+	req.term = election.term;
+	req.lsn = PgClusterLocalLsn(&req.timeline);
+	req.pre_vote = pre_vote;
+	PeerConnectionsRequestVotes(&req);
+}
+
+static void BecomeLeader(TimestampTz now);
+
+/* Check whether the round has a majority, and move on if so. */
+static void
+CountGrants(TimestampTz now)
+{
+	PgClusterDurableState next;
+
+	if (election.grants < MajoritySize())
+		return;
+
+	if (election.phase == ELECTION_PRE_VOTE)
+	{
+		/* start the real election: term + 1 and our own vote, on disk */
+		LWLockAcquire(PgClusterShmem->durable_lock, LW_EXCLUSIVE);
+		if (PgClusterShmem->durable.term + 1 != election.term)
+		{
+			LWLockRelease(PgClusterShmem->durable_lock);
+			election.phase = ELECTION_IDLE;
+			return;
+		}
+		next = PgClusterShmem->durable;
+		next.term = election.term;
+		strlcpy(next.voted_for, PgClusterNodeName, PGC_NAME_LEN);
+		pg_atomic_write_u64(&PgClusterShmem->commit_allowed_until, 0);
+		PgClusterPersistLocked(&next);
+		LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
+		PgClusterShmem->leader[0] = '\0';
+		LWLockRelease(PgClusterShmem->lock);
+		LWLockRelease(PgClusterShmem->durable_lock);
+
+		PgClusterRecordEvent("election_started", NULL,
+							 "pre-vote won with %d of %d voters; standing for term " UINT64_FORMAT,
+							 election.grants, PgClusterPeers->count, election.term);
+		election.phase = ELECTION_VOTE;
+		ResetRound();
+		election.round_started_at = now;
+		SendVoteRequests(false);
+		CountGrants(now);		/* a one-node cluster wins at once */
+		return;
+	}
+
+	if (election.phase == ELECTION_VOTE)
+		BecomeLeader(now);
+}
+
+/*
+ * BecomeLeader records the win on disk, takes leadership and, on a
+ * standby, promotes it from inside the server.
+ */
+static void
+BecomeLeader(TimestampTz now)
+{
+	PgClusterDurableState next;
+
+	LWLockAcquire(PgClusterShmem->durable_lock, LW_EXCLUSIVE);
+	if (PgClusterShmem->durable.term != election.term ||
+		strcmp(PgClusterShmem->durable.voted_for, PgClusterNodeName) != 0)
+	{
+		LWLockRelease(PgClusterShmem->durable_lock);
+		election.phase = ELECTION_IDLE;
+		return;
+	}
+	next = PgClusterShmem->durable;
+	next.leader_term = election.term;
+	strlcpy(next.leader_name, PgClusterNodeName, PGC_NAME_LEN);
+	PgClusterPersistLocked(&next);
+	LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
+	PgClusterShmem->is_leader = true;
+	strlcpy(PgClusterShmem->leader, PgClusterNodeName, PGC_NAME_LEN);
+	/* a new leader is its own live leader: it refuses votes (V3) */
+	PgClusterShmem->last_leader_contact = now;
+	LWLockRelease(PgClusterShmem->lock);
+	LWLockRelease(PgClusterShmem->durable_lock);
+
+	election.phase = ELECTION_IDLE;
+	PgClusterRecordEvent("elected", NULL,
+						 "won the election of term " UINT64_FORMAT " with %d of %d votes",
+						 election.term, election.grants, PgClusterPeers->count);
+
+	if (RecoveryInProgress())
+	{
+		PgClusterRecordEvent("promotion", NULL,
+							 "promoting this standby for term " UINT64_FORMAT,
+							 election.term);
+		/* returns at once; the worker watches recovery end */
+		(void) DirectFunctionCall2(pg_promote, BoolGetDatum(false), Int32GetDatum(60));
+	}
+}
+
+/*
+ * ElectionHandleVoteReply counts a peer's answer to our (pre-)vote request.
+ */
+void
+ElectionHandleVoteReply(int node_index, const char *peer, uint64 term, bool pre_vote,
+						bool granted, uint64 voter_term, const char *reason)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	uint64		our_term;
+
+	LWLockAcquire(PgClusterShmem->durable_lock, LW_SHARED);
+	our_term = PgClusterShmem->durable.term;
+	LWLockRelease(PgClusterShmem->durable_lock);
+
+	if (voter_term > our_term && !(pre_vote && voter_term < term))
+	{
+		/* someone is further along: give up this round */
+		PgClusterAdoptTerm(voter_term, peer);
+		election.phase = ELECTION_IDLE;
+		return;
+	}
+	if (term != election.term ||
+		(pre_vote ? election.phase != ELECTION_PRE_VOTE : election.phase != ELECTION_VOTE))
+		return;					/* a late answer to an old round */
+
+	PgClusterRecordEvent(granted ? "vote_granted" : "vote_refused", peer,
+						 "%s for term " UINT64_FORMAT " from \"%s\": %s",
+						 pre_vote ? "pre-vote" : "vote", term, peer, reason);
+	if (granted && node_index >= 0 && !election.granted_by[node_index])
+	{
+		election.granted_by[node_index] = true;
+		election.grants++;
+		CountGrants(now);
+	}
+}
+
+/*
+ * ElectionTick runs the candidate side once per worker loop: times out
+ * rounds, and starts a pre-vote when this node should stand.
+ */
+void
+ElectionTick(TimestampTz now)
+{
+	PgClusterDurableState durable;
+	const char *why_not;
+
+	if (WalRcvStreaming())
+		election.last_streaming_at = now;
+
+	if (election.phase != ELECTION_IDLE &&
+		now - election.round_started_at > (int64) PgClusterFailoverTimeoutMs * 500)
+	{
+		PgClusterRecordEvent("election_failed", NULL,
+							 "%s round for term " UINT64_FORMAT " got %d of %d needed votes",
+							 election_phase_names[election.phase], election.term,
+							 election.grants, MajoritySize());
+		election.phase = ELECTION_IDLE;
+		/* try again after a new random delay (split votes resolve) */
+		LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
+		election.contact_seen = PgClusterShmem->last_leader_contact;
+		LWLockRelease(PgClusterShmem->lock);
+		election.not_before = TimestampTzPlusMilliseconds(now, RandomDelayMs());
+	}
+	if (election.phase != ELECTION_IDLE)
+		return;
+
+	PgClusterDurableSnapshot(&durable);
+	why_not = WhyNotStand(now, &durable);
+	if (why_not != NULL)
+		return;
+
+	election.phase = ELECTION_PRE_VOTE;
+	election.term = durable.term + 1;
+	ResetRound();
+	election.round_started_at = now;
+	SendVoteRequests(true);
+	CountGrants(now);
+}
+
+/*
+ * ElectionWhyNotCandidate explains, for pg_cluster.status, why this node
+ * would not stand now (NULL if it would).
+ */
+const char *
+ElectionWhyNotCandidate(TimestampTz now)
+{
+	PgClusterDurableState durable;
+	const char *why;
+
+	PgClusterDurableSnapshot(&durable);
+	why = WhyNotStand(now, &durable);
+	return (why != NULL && strcmp(why, "waiting") == 0) ? NULL : why;
+}
+
+/* ----------------------------------------------------------------------
+ * The leader's lease (worker only)
+ * ----------------------------------------------------------------------
+ */
+
+static int
+CompareTimestampsDesc(const void *a, const void *b)
+{
+	TimestampTz ta = *(const TimestampTz *) a;
+	TimestampTz tb = *(const TimestampTz *) b;
+
+	return (ta < tb) - (ta > tb);
+}
+
+/*
+ * LeaseUpdate recomputes and publishes how long this node may commit:
+ * forever while it bootstraps a cluster, until the lease end while it
+ * leads, not at all otherwise.
+ */
+void
+LeaseUpdate(TimestampTz now)
+{
+	TimestampTz acked[PGC_MAX_NODES];
+	int			nacked = 0;
+	uint64		term;
+	bool		is_leader;
+	uint64		allowed_until = 0;
+	bool		primary = PgClusterNodeKindSetting == PGC_NODE_DATA && !RecoveryInProgress();
+
+	LWLockAcquire(PgClusterShmem->durable_lock, LW_SHARED);
+	term = PgClusterShmem->durable.term;
+
+	LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
+	is_leader = PgClusterShmem->is_leader;
+	if (primary && term == 0)
+		allowed_until = PG_INT64_MAX;	/* bootstrapping (§5) */
+	else if (primary && is_leader)
+	{
+		acked[nacked++] = now;	/* this node */
+		for (int i = 0; i < PgClusterShmem->node_count; i++)
+		{
+			PgClusterNodeEntry *e = &PgClusterShmem->nodes[i];
+
+			if (!e->is_self && e->acked_term == term && e->acked_sent_at != 0)
+				acked[nacked++] = e->acked_sent_at;
+		}
+		if (nacked >= MajoritySize())
+		{
+			TimestampTz m;
+
+			qsort(acked, nacked, sizeof(TimestampTz), CompareTimestampsDesc);
+			m = acked[MajoritySize() - 1];
+			allowed_until = TimestampTzPlusMilliseconds(m, PgClusterLeaseDurationMs());
+			/* a leader with a valid lease counts as contact for V3 */
+			if ((int64) allowed_until > now)
+				PgClusterShmem->last_leader_contact = Max(PgClusterShmem->last_leader_contact, m);
+		}
+	}
+	LWLockRelease(PgClusterShmem->lock);
+
+	pg_atomic_write_u64(&PgClusterShmem->commit_allowed_until, allowed_until);
+	LWLockRelease(PgClusterShmem->durable_lock);
+}

@@ -1,0 +1,156 @@
+/*-------------------------------------------------------------------------
+ *
+ * fence.c
+ *		The commit fence (docs/protocol.md §6): every backend refuses to
+ *		commit a transaction that wrote unless this node holds a valid lease.
+ *
+ * The check runs at XACT_EVENT_PRE_COMMIT, only for transactions that have
+ * an XID (read-only transactions are never refused), and costs one atomic
+ * read and one clock read.  A second look runs once the commit record is
+ * flushed (XACT_EVENT_COMMIT): if the lease ran out in between (a stalled
+ * disk, a stopped process), the connection is closed instead of
+ * acknowledging (nothing more is sent to the client and the session ends
+ * at its next read), so the client sees an ambiguous failure rather than a
+ * success that a new leader does not have.
+ *
+ * Copyright (c) 2026, pg_cluster developers
+ *
+ * IDENTIFICATION
+ *		src/fence.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "miscadmin.h"
+#include "tcop/dest.h"
+#include "tcop/tcopprot.h"
+#include "utils/timestamp.h"
+
+#include "pg_cluster.h"
+
+/* The lease is this share of the failover timeout (protocol.md §6). */
+#define LEASE_SHARE_OF_FAILOVER_TIMEOUT 0.8
+
+/* Set at pre-commit for a transaction that wrote and was allowed. */
+static bool checked_write_commit = false;
+
+int
+PgClusterLeaseDurationMs(void)
+{
+	return (int) (PgClusterFailoverTimeoutMs * LEASE_SHARE_OF_FAILOVER_TIMEOUT);
+}
+
+/* Does the fence apply to this node at all? */
+static bool
+FenceApplies(void)
+{
+	return PgClusterNodeKindSetting == PGC_NODE_DATA && PgClusterIsConfigured() &&
+		PgClusterShmem != NULL && !RecoveryInProgress();
+}
+
+/*
+ * PgClusterCommitsAllowed says whether this node may acknowledge commits
+ * now.  The slow path covers a node whose worker has not published yet: a
+ * primary that never had a leader (term 0) bootstraps freely; any other
+ * primary waits for its lease.
+ */
+bool
+PgClusterCommitsAllowed(TimestampTz now)
+{
+	uint64		until = pg_atomic_read_u64(&PgClusterShmem->commit_allowed_until);
+	bool		bootstrapping;
+
+	if ((int64) until > now)
+		return true;
+	if (!PgClusterEnsureDurableLoaded())
+		return false;
+	LWLockAcquire(PgClusterShmem->durable_lock, LW_SHARED);
+	bootstrapping = PgClusterShmem->durable.term == 0;
+	LWLockRelease(PgClusterShmem->durable_lock);
+	return bootstrapping;
+}
+
+static void
+RefuseCommit(void)
+{
+	char		leader[PGC_NAME_LEN];
+	uint64		term;
+
+	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
+	strlcpy(leader, PgClusterShmem->leader, PGC_NAME_LEN);
+	LWLockRelease(PgClusterShmem->lock);
+	LWLockAcquire(PgClusterShmem->durable_lock, LW_SHARED);
+	term = PgClusterShmem->durable.term;
+	LWLockRelease(PgClusterShmem->durable_lock);
+
+	if (leader[0] != '\0' && strcmp(leader, PgClusterNodeName) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("pg_cluster: node \"%s\" is fenced: the leader is \"%s\"",
+						PgClusterNodeName, leader),
+				 errdetail("This node is not the leader of term " UINT64_FORMAT "; the transaction was rolled back.",
+						   term),
+				 errhint("Connect to the leader, or use a connection string with target_session_attrs=read-write (see pg_cluster.connection_uri()).")));
+	ereport(ERROR,
+			(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+			 errmsg("pg_cluster: node \"%s\" is fenced: it holds no leader lease",
+					PgClusterNodeName),
+			 errdetail("The node cannot confirm with a majority of the cluster that it still leads term " UINT64_FORMAT "; the transaction was rolled back.",
+					   term),
+			 errhint("See pg_cluster.status and pg_cluster.nodes; writes resume when a majority is reachable or a new leader is elected.")));
+}
+
+static void
+FenceXactCallback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_PREPARE:
+		case XACT_EVENT_PRE_COMMIT:
+			checked_write_commit = false;
+			if (!TransactionIdIsValid(GetTopTransactionIdIfAny()) || !FenceApplies())
+				return;
+			if (!PgClusterCommitsAllowed(GetCurrentTimestamp()))
+				RefuseCommit();
+			checked_write_commit = (event == XACT_EVENT_PRE_COMMIT);
+			break;
+
+		case XACT_EVENT_COMMIT:
+			if (!checked_write_commit)
+				return;
+			checked_write_commit = false;
+			if (PgClusterCommitsAllowed(GetCurrentTimestamp()))
+				return;
+
+			/*
+			 * Too late to refuse: the commit is on disk.  Do not acknowledge
+			 * it either; the client sees the connection drop, as after a
+			 * crash.
+			 */
+			ereport(WARNING,
+					(errmsg("pg_cluster: lease expired while committing; closing the connection instead of acknowledging"),
+					 errdetail("The commit is in this node's WAL, but the node may no longer be the leader.")));
+			whereToSendOutput = DestNone;	/* no CommandComplete, no reply */
+			ProcDiePending = true;	/* and end the session at the next read */
+			InterruptPending = true;
+			break;
+
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			checked_write_commit = false;
+			break;
+
+		default:
+			break;
+	}
+}
+
+/* PgClusterRegisterFence installs the callback in this backend. */
+void
+PgClusterRegisterFence(void)
+{
+	RegisterXactCallback(FenceXactCallback, NULL);
+}

@@ -1,0 +1,243 @@
+/*-------------------------------------------------------------------------
+ *
+ * follow.c
+ *		What the worker does to the local server when leadership changes:
+ *		re-point a standby at the new leader, and run the role-change hook.
+ *
+ * A standby follows the leader by setting primary_conninfo with ALTER
+ * SYSTEM semantics and reloading (primary_conninfo is reloadable since
+ * PostgreSQL 13; the WAL receiver restarts with the new value, and
+ * recovery_target_timeline = latest follows the new timeline).
+ *
+ * The hook pg_cluster.on_role_change_command runs in its own process
+ * group, never waited for synchronously: the worker polls it at every
+ * loop and kills it at the timeout.
+ *
+ * Copyright (c) 2026, pg_cluster developers
+ *
+ * IDENTIFICATION
+ *		src/follow.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xlogrecovery.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "postmaster/postmaster.h"
+#include "replication/walreceiver.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+
+#include "pg_cluster.h"
+#include "worker.h"
+
+/* How long the role-change hook may run before it is killed. */
+#define ROLE_CHANGE_COMMAND_TIMEOUT_MS 30000
+
+/* The leader whose address primary_conninfo holds ("" = not set by us). */
+static char followed_leader[PGC_NAME_LEN] = "";
+
+/* The running hook, if any. */
+static pid_t hook_pid = 0;
+static TimestampTz hook_deadline = 0;
+static char hook_description[128];
+
+/*
+ * BuildPrimaryConninfo returns the replication connection string for the
+ * given leader: pg_cluster.peer_conninfo, then the leader's address and
+ * this node's name as application_name (the name synchronous_standby_names
+ * uses).
+ */
+static char *
+BuildPrimaryConninfo(const char *host, int port)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	if (PgClusterPeerConninfo != NULL && PgClusterPeerConninfo[0] != '\0')
+		appendStringInfo(&buf, "%s ", PgClusterPeerConninfo);
+	appendStringInfo(&buf, "host=%s port=%d application_name=%s",
+					 host, port, PgClusterNodeName);
+	return buf.data;
+}
+
+/*
+ * SetPrimaryConninfo writes primary_conninfo to postgresql.auto.conf, as
+ * ALTER SYSTEM does, and asks the postmaster to reload.
+ */
+static void
+SetPrimaryConninfo(const char *conninfo)
+{
+	AlterSystemStmt *stmt = makeNode(AlterSystemStmt);
+	A_Const    *value = makeNode(A_Const);
+
+	value->val.sval.type = T_String;
+	value->val.sval.sval = pstrdup(conninfo);
+	value->location = -1;
+
+	stmt->setstmt = makeNode(VariableSetStmt);
+	stmt->setstmt->kind = VAR_SET_VALUE;
+	stmt->setstmt->name = "primary_conninfo";
+	stmt->setstmt->args = list_make1(value);
+
+	/* the privilege check reads the catalogs: it needs a transaction */
+	StartTransactionCommand();
+	AlterSystemSetConfigFile(stmt);
+	CommitTransactionCommand();
+
+	if (kill(PostmasterPid, SIGHUP) != 0)
+		ereport(WARNING,
+				(errmsg("pg_cluster: could not signal the postmaster to reload: %m")));
+}
+
+/*
+ * FollowLeader points this standby at the current leader when it does not
+ * stream from it yet.  A standby found streaming when the first leader is
+ * learned is taken to stream from it (it was cloned from it); after that,
+ * every change of leader re-points.
+ */
+void
+FollowLeader(void)
+{
+	char		leader[PGC_NAME_LEN];
+	char		host[PGC_HOST_LEN] = "";
+	int			port = 0;
+	char	   *conninfo;
+
+	if (PgClusterNodeKindSetting != PGC_NODE_DATA || !RecoveryInProgress())
+		return;
+
+	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
+	strlcpy(leader, PgClusterShmem->leader, PGC_NAME_LEN);
+	if (leader[0] != '\0')
+	{
+		int			i = PgClusterFindNode(leader);
+
+		if (i >= 0 && !PgClusterShmem->nodes[i].is_self)
+		{
+			strlcpy(host, PgClusterShmem->nodes[i].host, PGC_HOST_LEN);
+			port = PgClusterShmem->nodes[i].port;
+		}
+	}
+	LWLockRelease(PgClusterShmem->lock);
+
+	if (host[0] == '\0' || strcmp(followed_leader, leader) == 0)
+		return;
+	if (followed_leader[0] == '\0' && WalRcvStreaming())
+	{
+		strlcpy(followed_leader, leader, PGC_NAME_LEN);
+		return;
+	}
+
+	conninfo = BuildPrimaryConninfo(host, port);
+	if (PrimaryConnInfo == NULL || strcmp(PrimaryConnInfo, conninfo) != 0)
+	{
+		SetPrimaryConninfo(conninfo);
+		PgClusterRecordEvent("follow", leader,
+							 "following leader \"%s\" at %s:%d", leader, host, port);
+	}
+	strlcpy(followed_leader, leader, PGC_NAME_LEN);
+	pfree(conninfo);
+}
+
+/*
+ * RoleChangeHookStart runs pg_cluster.on_role_change_command with %n, %r
+ * and %t replaced, unless one is still running (its end is recorded first).
+ */
+void
+RoleChangeHookStart(const char *role, uint64 term)
+{
+	StringInfoData cmd;
+	pid_t		pid;
+
+	if (PgClusterOnRoleChangeCommand == NULL || PgClusterOnRoleChangeCommand[0] == '\0')
+		return;
+	if (hook_pid != 0)
+	{
+		PgClusterRecordEvent("hook_skipped", NULL,
+							 "role change to %s in term " UINT64_FORMAT " not run: %s still running",
+							 role, term, hook_description);
+		return;
+	}
+
+	initStringInfo(&cmd);
+	for (const char *p = PgClusterOnRoleChangeCommand; *p; p++)
+	{
+		if (p[0] == '%' && p[1] == 'n')
+			appendStringInfoString(&cmd, PgClusterNodeName), p++;
+		else if (p[0] == '%' && p[1] == 'r')
+			appendStringInfoString(&cmd, role), p++;
+		else if (p[0] == '%' && p[1] == 't')
+			appendStringInfo(&cmd, UINT64_FORMAT, term), p++;
+		else if (p[0] == '%' && p[1] == '%')
+			appendStringInfoChar(&cmd, '%'), p++;
+		else
+			appendStringInfoChar(&cmd, *p);
+	}
+
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+	{
+		PgClusterRecordEvent("hook_failed", NULL, "could not fork for the role change hook: %m");
+		return;
+	}
+	if (pid == 0)
+	{
+		/* child: own process group (so a timeout kills the whole command) */
+		setsid();
+		for (int fd = 3; fd < 1024; fd++)
+			close(fd);
+		execl("/bin/sh", "sh", "-c", cmd.data, (char *) NULL);
+		_exit(127);
+	}
+	hook_pid = pid;
+	hook_deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												ROLE_CHANGE_COMMAND_TIMEOUT_MS);
+	snprintf(hook_description, sizeof(hook_description), "hook for role %s, term " UINT64_FORMAT,
+			 role, term);
+	PgClusterRecordEvent("hook_started", NULL, "%s: %s", hook_description, cmd.data);
+	pfree(cmd.data);
+}
+
+/* RoleChangeHookPoll records the end of the hook, or kills it at timeout. */
+void
+RoleChangeHookPoll(TimestampTz now)
+{
+	int			status;
+	pid_t		rc;
+
+	if (hook_pid == 0)
+		return;
+	rc = waitpid(hook_pid, &status, WNOHANG);
+	if (rc == 0)
+	{
+		if (now >= hook_deadline)
+		{
+			kill(-hook_pid, SIGKILL);
+			(void) waitpid(hook_pid, &status, 0);
+			PgClusterRecordEvent("hook_finished", NULL, "%s killed after %d ms",
+								 hook_description, ROLE_CHANGE_COMMAND_TIMEOUT_MS);
+			hook_pid = 0;
+		}
+		return;
+	}
+	if (rc < 0)
+		PgClusterRecordEvent("hook_finished", NULL, "%s: lost track of it: %m", hook_description);
+	else if (WIFEXITED(status))
+		PgClusterRecordEvent("hook_finished", NULL, "%s exited with status %d",
+							 hook_description, WEXITSTATUS(status));
+	else
+		PgClusterRecordEvent("hook_finished", NULL, "%s ended by signal %d",
+							 hook_description, WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	hook_pid = 0;
+}
