@@ -105,6 +105,13 @@ pss_kib() {
 	awk '/^Pss:/ { print $2; exit }' "/proc/$1/smaps_rollup"
 }
 
+# private_kib PID: memory no other process maps (Private_Clean +
+# Private_Dirty) in KiB; unlike PSS it does not move when other processes
+# that share pages come and go, so its growth shows a leak.
+private_kib() {
+	awk '/^Private_(Clean|Dirty):/ { kib += $2 } END { print kib + 0 }' "/proc/$1/smaps_rollup"
+}
+
 # sample METRIC VALUE [NODE]: one measurement (of the current run).
 sample() {
 	printf '%s %s %s %s\n' "$1" "$2" "$current_run" "${3:--}" >>"$samples"
@@ -182,6 +189,7 @@ measure_run() {
 			sample worker_cpu_ns "$(awk -v a="${ns0[$node]}" -v b="$ns" -v s="$secs" 'BEGIN { printf "%.4f", (b - a) / 1e9 / s * 100 }')"
 		fi
 		sample worker_pss "$wpss" "$node"
+		sample worker_private "$(private_kib "$w")" "$node"
 		sample idle_pss "$ipss"
 		sample worker_minus_idle_pss $((wpss - ipss))
 		for pid in ${serving[$node]}; do
@@ -241,11 +249,11 @@ verdict() {
 		"$label" "$word" "$budget" "$unit" "$med" "$max"
 }
 
-# pss_growth: per node, the worker's PSS in the last run minus the first.
-pss_growth() {
+# growth METRIC: per node, the value in the last run minus the first.
+growth() {
 	local node sep=""
 	for node in "${cluster_nodes[@]}"; do
-		printf '%s%s %s' "$sep" "$node" "$(awk -v n="$node" '$1 == "worker_pss" && $4 == n {
+		printf '%s%s %s' "$sep" "$node" "$(awk -v m="$1" -v n="$node" '$1 == m && $4 == n {
 				if (first == "") first = $2
 				last = $2
 			}
@@ -281,6 +289,7 @@ $clk_tck); "schedstat" is the same from /proc/PID/schedstat (nanoseconds).
 $(row "worker CPU, % of one core" worker_cpu %.3f "< $budget_cpu_pct")
 $(row "worker CPU, % of one core (schedstat)" worker_cpu_ns %.3f "< $budget_cpu_pct")
 $(row "worker PSS, KiB" worker_pss %.0f "")
+$(row "worker private memory, KiB" worker_private %.0f "")
 $(row "idle backend PSS, KiB" idle_pss %.0f "")
 $(row "worker PSS minus idle backend PSS, KiB" worker_minus_idle_pss %.0f "< $budget_pss_kib")
 $(row "heartbeats/s per peer" hb_per_s %.2f "")
@@ -289,7 +298,7 @@ $(row "backend serving a peer's heartbeats: PSS, KiB" serving_pss %.0f "")
 
 $(verdict "worker CPU" worker_cpu "$budget_cpu_pct" "% of one core" %.3f)
 $(verdict "worker PSS beyond an idle backend" worker_minus_idle_pss "$budget_pss_kib" "KiB" %.0f)
-- worker PSS change from the first run to the last, KiB: $(pss_growth)
+- worker memory change from the first run to the last, KiB: private $(growth worker_private); PSS $(growth worker_pss)
 - not in the budget: every node also keeps one backend per peer busy answering
   heartbeats (the last two rows), i.e. 2 backends per node here.
 EOF
@@ -298,13 +307,14 @@ EOF
 # ---------------------------------------------------------------- main
 
 bench_main() {
-	local run
+	local run leader
 	[ -f "$("$PG_CONFIG" --pkglibdir)/pg_cluster.so" ] ||
 		die "pg_cluster is not installed; run: bash scripts/demo.sh (or scripts/test.sh)"
 	echo "=== creating a 3-node cluster in $cluster_dir (heartbeat $cluster_heartbeat_interval)"
 	cluster_create
 	cluster_wait_all_reachable
-	echo "=== all nodes reachable; $WARMUP s of warm-up"
+	leader=$(cluster_wait_leader)
+	echo "=== all nodes reachable; leader $leader; $WARMUP s of warm-up"
 	sleep "$WARMUP"
 	cluster_wait_all_reachable
 	for ((run = 1; run <= RUNS; run++)); do

@@ -74,6 +74,9 @@
 #ifndef MAXCRASH
 #define MAXCRASH 1
 #endif
+#ifndef MAXMSG
+#define MAXMSG 2
+#endif
 
 #ifdef THREE_DATA
 #define DATA(i) (1)
@@ -137,6 +140,8 @@ byte leader_of[MAXTERM+1] = NONE;   /* P2 */
 byte commit_term;                   /* P1: term of the latest commit */
 byte w_seen;                        /* P3: highest leader LSN the witness ever heard */
 
+byte nmsg;                          /* messages in flight, <= MAXMSG */
+
 hidden byte k;
 hidden byte g;
 
@@ -151,28 +156,35 @@ inline ADOPT(i, t) {
 	fi
 }
 
-inline SEND_VQ(s, d, pre, t) {
-	vq_on[LNK(s,d)] = 1; vq_pre[LNK(s,d)] = pre;
-	vq_term[LNK(s,d)] = t; vq_lsn[LNK(s,d)] = lsn[s]
-}
-
-inline SEND_HB(s, d) {
-	hb_on[LNK(s,d)] = 1; hb_term[LNK(s,d)] = term[s]; hb_lrem[LNK(s,d)] = LEASE;
-	hb_lsn[LNK(s,d)] = (DATA(d) -> 0 : lsn[s])
-}
+/* a request into an empty slot, if the network has room */
+#define CAN_SEND(on) (!(on) && nmsg < MAXMSG)
+/* a reply (or any message) into a slot: a full slot is overwritten */
+#define PUT(on) if :: !(on) -> nmsg++ :: else fi; on = 1
+#define TAKE(on) nmsg--; on = 0
 
 /* ------------------------------------------------------------- actions */
 
 /* §4 stand: start a pre-vote round for term + 1 */
-inline STAND(i, a, b) {
+inline STAND(i) {
 	d_step {
 		up[i] && DATA(i) && phase[i] == 0 && term[i] < MAXTERM && !LEADER(i) &&
-		(BOOTSTRAPPING(i) ||
-		 (term[i] >= 1 && contact[i] >= FIRE &&
-		  (!primary[i] || (i == 0 && lterm[i] == 0)))) ->
-		phase[i] = 1;
-		SEND_VQ(i, a, 1, term[i] + 1);
-		SEND_VQ(i, b, 1, term[i] + 1)
+		   (BOOTSTRAPPING(i) ||
+		    (term[i] >= 1 && contact[i] >= FIRE &&
+		     (!primary[i] || (i == 0 && lterm[i] == 0)))) ->
+		phase[i] = 1
+	}
+}
+
+/* a candidate sends (or resends) its request of the current round to d */
+inline SEND_VQ(s, d) {
+	d_step {
+		up[s] && phase[s] != 0 && CAN_SEND(vq_on[LNK(s,d)]) ->
+		PUT(vq_on[LNK(s,d)]);
+		if
+		:: phase[s] == 1 -> vq_pre[LNK(s,d)] = 1; vq_term[LNK(s,d)] = term[s] + 1
+		:: else ->          vq_pre[LNK(s,d)] = 0; vq_term[LNK(s,d)] = term[s]
+		fi;
+		vq_lsn[LNK(s,d)] = lsn[s]
 	}
 }
 
@@ -181,9 +193,14 @@ inline GIVE_UP(i) {
 	d_step { phase[i] != 0 -> phase[i] = 0 }
 }
 
-/* leader heartbeat to all peers */
-inline HEARTBEAT(i, a, b) {
-	d_step { LEADER(i) -> SEND_HB(i, a); SEND_HB(i, b) }
+/* leader heartbeat to d (at most one in flight per peer) */
+inline SEND_HB(s, d) {
+	d_step {
+		LEADER(s) && CAN_SEND(hb_on[LNK(s,d)]) ->
+		PUT(hb_on[LNK(s,d)]);
+		hb_term[LNK(s,d)] = term[s]; hb_lrem[LNK(s,d)] = LEASE;
+		hb_lsn[LNK(s,d)] = (DATA(d) -> 0 : lsn[s])
+	}
 }
 
 /* a commit: pre-commit check passed (leader of current term, now < lease_until) */

@@ -396,11 +396,35 @@ cluster_wait_all_reachable() {
 	done
 }
 
+# cluster_leader: the leader all running nodes name in pg_cluster.status,
+# provided they agree and the leader is not fenced (it accepts commits);
+# fails otherwise.
+cluster_leader() {
+	local node leader first=""
+	for node in $(cluster_running_nodes); do
+		leader=$(node_value "$node" "SELECT coalesce(leader, '') FROM pg_cluster.status") || return 1
+		[ -n "$leader" ] || return 1
+		[ -z "$first" ] || [ "$leader" = "$first" ] || return 1
+		first=$leader
+	done
+	[ -n "$first" ] &&
+		[ "$(node_value "$first" "SELECT fenced FROM pg_cluster.status")" = f ] &&
+		echo "$first"
+}
+
+# cluster_wait_leader: waits until the running nodes agree on an unfenced
+# leader, and prints its name.
+cluster_wait_leader() {
+	wait_until "the nodes to agree on a leader that accepts commits" cluster_leader
+	cluster_leader
+}
+
 cluster_diagnostics() {
 	local node
 	for node in $(cluster_running_nodes); do
-		echo "--- pg_cluster.nodes on $node"
+		echo "--- pg_cluster.nodes and pg_cluster.status on $node"
 		node_psql "$node" -c "SELECT node_name, reachable, connection, last_error FROM pg_cluster.nodes" || true
+		node_psql "$node" -c "SELECT state, term, leader, fenced FROM pg_cluster.status" || true
 	done
 	for node in "${cluster_nodes[@]}"; do
 		if [ -f "$(node_log "$node")" ]; then
@@ -440,12 +464,11 @@ show_events() {
 }
 
 demo_build() {
+	# common.sh prints its own headers
 	if [ "$install_packages" = 1 ]; then
-		section "Installing the Debian packages pg_cluster needs"
 		pgc_install_packages
 	fi
 	if [ "$build" = 1 ]; then
-		section "Building and installing pg_cluster"
 		pgc_build_and_install
 	fi
 	[ -f "$("$PG_CONFIG" --pkglibdir)/pg_cluster.so" ] ||
@@ -453,16 +476,18 @@ demo_build() {
 }
 
 demo_create() {
-	local t0
+	local t0 leader
 	section "Creating a 3-node cluster in $cluster_dir (runs as user $(pgc_runner))"
 	if cluster_exists; then
 		note "replacing the demo cluster already there"
 	fi
 	cluster_create
 	t0=$(now)
-	section "Waiting until every node sees the 3 nodes reachable"
+	section "Waiting until every node sees the 3 nodes reachable and they agree on a leader"
 	cluster_wait_all_reachable
 	note "all nodes reachable from everywhere after $(elapsed "$t0") s"
+	leader=$(cluster_wait_leader)
+	note "every node names $leader the leader after $(elapsed "$t0") s"
 }
 
 demo_show() {
@@ -475,12 +500,12 @@ demo_show() {
 	uri=$(node_value n1 "SELECT pg_cluster.connection_uri()")
 	echo "$uri"
 	note "(it lists the data nodes; libpq tries them in turn and keeps the read-write one:"
-	note " it lands on port $(run_as_runner "$PG_BINDIR/psql" -X -At -U postgres -d "$uri" \
-		-c "SELECT inet_server_port()"), the primary n1)"
+	note " here it lands on $(run_as_runner "$PG_BINDIR/psql" -X -At -U postgres -d "$uri" \
+		-c "SELECT current_setting('pg_cluster.node_name') || ', port ' || inet_server_port()"))"
 }
 
 demo_fault() {
-	local t0
+	local t0 leader
 	section "A fault: stopping n3 (pg_ctl stop -m fast)"
 	t0=$(now)
 	node_stop n3
@@ -502,6 +527,8 @@ demo_fault() {
 	node_start n3
 	cluster_wait_all_reachable
 	note "every node sees the 3 nodes reachable again $(elapsed "$t0") s after pg_ctl start"
+	leader=$(cluster_wait_leader)
+	note "leader: $leader"
 	echo
 	show_nodes n1
 	show_events n1 3
@@ -557,10 +584,13 @@ cmd_demo() {
 }
 
 cmd_start() {
+	local leader
 	cluster_exists || die "no demo cluster in $cluster_dir; run: $(demo_command)"
 	section "Starting the demo cluster in $cluster_dir"
 	cluster_start
 	cluster_wait_all_reachable
+	leader=$(cluster_wait_leader)
+	note "leader: $leader"
 	show_nodes n1
 	demo_instructions
 }

@@ -18,11 +18,18 @@ ORDER BY 1;
 
 -- the RPC is internal: not executable by PUBLIC, only by pgcluster_peer
 SELECT has_function_privilege('public',
-	'pg_cluster.heartbeat(text,text,text,bigint,text,integer,pg_lsn,timestamptz,integer)',
+	'pg_cluster.heartbeat(text,text,text,bigint,text,integer,pg_lsn,timestamptz,integer,boolean,bigint,boolean)',
 	'EXECUTE') AS public_can_heartbeat,
 	has_function_privilege('pgcluster_peer',
-	'pg_cluster.heartbeat(text,text,text,bigint,text,integer,pg_lsn,timestamptz,integer)',
+	'pg_cluster.heartbeat(text,text,text,bigint,text,integer,pg_lsn,timestamptz,integer,boolean,bigint,boolean)',
 	'EXECUTE') AS peer_role_can_heartbeat;
+
+-- so are the votes; pause and resume are for pgcluster_admin
+SELECT has_function_privilege('public',
+	'pg_cluster.request_vote(text,text,bigint,integer,pg_lsn,boolean,integer)',
+	'EXECUTE') AS public_can_vote,
+	has_function_privilege('public', 'pg_cluster.pause()', 'EXECUTE') AS public_can_pause,
+	has_function_privilege('pgcluster_admin', 'pg_cluster.pause()', 'EXECUTE') AS admin_can_pause;
 
 -- the views are for pg_monitor, not PUBLIC
 SELECT v, has_table_privilege('public', v, 'SELECT') AS public_can_read,
@@ -35,9 +42,9 @@ SET ROLE regress_monitor;
 SELECT node_name, role FROM pg_cluster.status;
 SELECT count(*) > 0 AS has_nodes FROM pg_cluster.nodes;
 -- monitoring does not allow calling the RPC
-SELECT * FROM pg_cluster.heartbeat('n2', '1', 'standby', 0, NULL, 1, '0/0', now(), 1);
+SELECT * FROM pg_cluster.heartbeat('n2', '1', 'standby', 0, NULL, 1, '0/0', now(), 1, false, 0, false);
 RESET ROLE;
 SET ROLE regress_nobody;
 SELECT node_name FROM pg_cluster.status;
-SELECT * FROM pg_cluster.heartbeat('n2', '1', 'standby', 0, NULL, 1, '0/0', now(), 1);
+SELECT * FROM pg_cluster.heartbeat('n2', '1', 'standby', 0, NULL, 1, '0/0', now(), 1, false, 0, false);
 RESET ROLE;

@@ -10,12 +10,17 @@ FROM pg_cluster.status;
 DO $$
 BEGIN
 	FOR i IN 1..300 LOOP
-		EXIT WHEN (SELECT state FROM pg_cluster.status) = 'primary';
+		EXIT WHEN (SELECT state FROM pg_cluster.status) <> 'starting';
 		PERFORM pg_sleep(0.1);
 	END LOOP;
 END
 $$;
-SELECT state FROM pg_cluster.status;
+-- a primary whose cluster never had a leader bootstraps: it takes writes
+-- and stands for term 1 (in vain: n2 never answers)
+SELECT state IN ('bootstrapping', 'candidate') AS bootstrapping, fenced, term
+FROM pg_cluster.status;
+CREATE TABLE bootstrap_write (x int);
+DROP TABLE bootstrap_write;
 
 SELECT node_name, host, port, role, reachable, is_leader, is_self,
 	timeline IS NOT NULL AS has_timeline, lsn IS NOT NULL AS has_lsn, lag_bytes

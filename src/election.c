@@ -109,11 +109,13 @@ PgClusterHandleVoteRequest(const PgClusterVoteRequest *req, uint64 *voter_term,
 			   req->term, next.term);
 
 	/*
-	 * V3 and V6 are checked before a higher term is adopted: a voter that
-	 * still hears its leader, or is paused, ignores the request entirely,
+	 * V6 and V3 are checked before a higher term is adopted: a voter that
+	 * is paused, or still hears its leader, ignores the request entirely,
 	 * so a returning node cannot push the term up and depose a healthy
 	 * leader.
 	 */
+	if (next.paused)
+		REFUSE("the cluster is paused");
 	if (last_contact != 0 &&
 		now - last_contact < (int64) PgClusterFailoverTimeoutMs * 1000)
 	{
@@ -123,8 +125,6 @@ PgClusterHandleVoteRequest(const PgClusterVoteRequest *req, uint64 *voter_term,
 		REFUSE("voted, led or started %ld ms ago, less than failover_timeout",
 			   (long) ((now - last_contact) / 1000));
 	}
-	if (next.paused)
-		REFUSE("the cluster is paused");
 
 	/* V7 */
 	if (candidate_index < 0 || candidate_is_witness)

@@ -102,11 +102,11 @@ RefuseCaller(int node_index, const char *caller, const char *detail)
 	}
 	if (first)
 		PgClusterRecordEvent("peer_refused", caller,
-							 "refused heartbeat from \"%s\": %s", caller, detail);
+							 "refused a request from \"%s\": %s", caller, detail);
 
 	ereport(ERROR,
 			(errcode(ERRCODE_PGC_PEER_REFUSED),
-			 errmsg("node \"%s\" refuses the heartbeat of \"%s\"",
+			 errmsg("node \"%s\" refuses a request from \"%s\"",
 					PgClusterNodeName ? PgClusterNodeName : "", caller),
 			 errdetail("%s", detail),
 			 errhint("Check pg_cluster.peers on both nodes; all nodes of a cluster must be cloned from one initdb (a witness excepted).")));

@@ -306,6 +306,8 @@ PublishLocalState(void)
 	}
 }
 
+static void ResumeLeadership(void);
+
 /*
  * ApplyConfiguration brings the node table and the peer connections in
  * line with the current parameters.
@@ -346,7 +348,10 @@ ReloadConfiguration(void)
 	if (peers_changed || options_changed)
 		ApplyConfiguration();
 	if (!durable_state_usable)
+	{
 		LoadDurableState();
+		ResumeLeadership();
+	}
 
 	PgClusterRecordEvent("config_reload", NULL,
 						 "configuration reloaded: %d peers, heartbeat %d ms, failover timeout %d ms%s%s",

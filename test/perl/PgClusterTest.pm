@@ -14,7 +14,7 @@ use Test::More;
 use Time::HiRes qw(time);
 
 our @EXPORT = qw(create_cluster cluster_conf add_wait_function wait_for
-  sql postmaster_pid stop_process_group continue_process_group);
+  wait_for_leader sql postmaster_pid stop_process_group continue_process_group);
 
 # Timings used by the tests unless a test says otherwise.
 our %DEFAULT_SETTINGS = (
@@ -110,7 +110,26 @@ sub create_cluster
 		$node->safe_psql('postgres', 'CREATE EXTENSION pg_cluster');
 		add_wait_function($node);
 	}
+	wait_for_leader('n1', @nodes) unless $args{no_wait};
 	return @nodes;
+}
+
+# wait_for_leader waits until every node names $leader as leader and sees
+# every node reachable, and the leader holds its lease.  Returns the time
+# the leader's state became "leader".
+sub wait_for_leader
+{
+	my ($leader, @nodes) = @_;
+	my $count = scalar @nodes;
+	my ($leader_node) = grep { $_->name eq $leader } @nodes;
+	my $at = wait_for($leader_node,
+		"SELECT state = 'leader' AND leader = '$leader' FROM pg_cluster.status");
+	foreach my $node (@nodes)
+	{
+		wait_for($node,
+			"SELECT leader = '$leader' FROM pg_cluster.status");
+	}
+	return $at;
 }
 
 # wait_for waits until $condition (a boolean SQL expression or query) holds

@@ -10,7 +10,7 @@ use Time::HiRes qw(time);
 use PgClusterTest;
 
 my $t_start = time;
-my @nodes = create_cluster(data => 3);
+my @nodes = create_cluster(data => 3, no_wait => 1);
 my ($n1, $n2, $n3) = @nodes;
 my $t_started = time;
 
@@ -24,6 +24,13 @@ foreach my $node (@nodes)
 	pass($node->name . " sees all nodes reachable");
 }
 
+# the primary is elected the first leader (term 1) without a promotion
+my $t_leader = wait_for_leader('n1', @nodes);
+note sprintf("n1 became leader of term 1 %.3f s after the last start", $t_leader - $t_started);
+is(sql($n1, "SELECT term FROM pg_cluster.status"), '1', 'the first leader has term 1');
+is(sql($n1, "SELECT count(*) FROM pg_cluster.events WHERE kind = 'promotion'"), '0',
+	'without a promotion');
+
 # right roles everywhere, one leader: the primary
 foreach my $node (@nodes)
 {
@@ -35,7 +42,7 @@ foreach my $node (@nodes)
 	is(sql($node, "SELECT leader FROM pg_cluster.status"), 'n1',
 		$node->name . ' names n1 as leader');
 }
-is(sql($n1, "SELECT state FROM pg_cluster.status"), 'primary', 'n1 state');
+is(sql($n1, "SELECT state || '/' || fenced FROM pg_cluster.status"), 'leader/false', 'n1 state');
 wait_for($_, "SELECT state = 'streaming' FROM pg_cluster.status") for ($n2, $n3);
 pass('standbys are streaming');
 
@@ -53,8 +60,8 @@ foreach my $node (@nodes)
 	pass($node->name . ' sees the LSNs of all nodes');
 }
 # lag is shown against the leader
-is(sql($n1, "SELECT count(*) FROM pg_cluster.nodes WHERE lag_bytes IS NULL"),
-	'0', 'lag_bytes known for every data node');
+wait_for($n1, "SELECT count(*) = 0 FROM pg_cluster.nodes WHERE lag_bytes IS NULL");
+pass('lag_bytes known for every data node');
 
 # one worker per instance, named so that ps shows it
 foreach my $node (@nodes)

@@ -58,7 +58,7 @@ foreach my $node ($n1, $w1)
 wait_for($x, "SELECT count(*) = 3 FROM pg_cluster.nodes WHERE refused");
 pass('the stranger refuses all three members');
 wait_for($x, "SELECT count(*) >= 1 FROM pg_cluster.events WHERE kind = 'peer_refused'");
-ok($n1->log_contains('refused heartbeat from "x"'), 'the refusal is in the server log');
+ok($n1->log_contains('refused a request from "x"'), 'the refusal is in the server log');
 is(sql($n1, "SELECT count(*) FROM pg_cluster.nodes WHERE reachable"), '3',
 	'members still reach each other');
 

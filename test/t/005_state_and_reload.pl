@@ -17,14 +17,21 @@ my $sysid = sql($n1, "SELECT system_identifier FROM pg_cluster.status");
 my $state_file = $n1->data_dir . '/pg_cluster.state';
 ok(-f $state_file, 'the state file exists');
 
-# a higher term seen in a heartbeat is made durable and spreads
+# a higher term seen in a heartbeat is made durable; the leader steps down
+# and is elected again in a later term
 sql($n1,
-	"SELECT pg_cluster.heartbeat('n2', '$sysid', 'standby', 5, NULL, 1, '0/0', now(), 1)");
-wait_for($n1, "SELECT term = 5 FROM pg_cluster.status");
-wait_for($n2, "SELECT term = 5 FROM pg_cluster.status");
-pass('term 5 adopted by both nodes');
+	"SELECT pg_cluster.heartbeat('n2', '$sysid', 'standby', 5, NULL, 1, '0/0', now(), 1, false, 0, false)");
+is(sql($n1, "SELECT term FROM pg_cluster.status"), '5', 'term 5 adopted before the answer');
+ok($n1->log_contains('adopted term 5 from node "n2"; stepped down as leader'),
+	'the leader stepped down');
+wait_for($n1, "SELECT term > 5 AND state = 'leader' FROM pg_cluster.status");
+wait_for($n2, "SELECT term > 5 AND leader = 'n1' FROM pg_cluster.status");
+pass('n1 re-elected in a later term, n2 follows');
+my $term = sql($n1, "SELECT term FROM pg_cluster.status");
 $n1->restart;
-is(sql($n1, "SELECT term FROM pg_cluster.status"), '5', 'the term survives a restart');
+is(sql($n1, "SELECT term FROM pg_cluster.status"), $term, 'the term survives a restart');
+wait_for($n1, "SELECT state = 'leader' FROM pg_cluster.status");
+ok($n1->log_contains('restarted as leader of term'), 'and the restarted leader resumes its term');
 
 # a damaged file: one flipped byte
 $n1->stop;
@@ -62,8 +69,8 @@ binmode $fh;
 print $fh $orig;
 close $fh;
 $n1->reload;
-wait_for($n1, "SELECT state = 'primary' AND term = 5 FROM pg_cluster.status");
-pass('after repair and reload the node is back at term 5');
+wait_for($n1, "SELECT state = 'leader' AND term = $term FROM pg_cluster.status");
+pass('after repair and reload the node is back as leader of its term');
 wait_for($n2, "SELECT reachable FROM pg_cluster.nodes WHERE node_name = 'n1'");
 pass('and back in the cluster');
 
