@@ -8,48 +8,52 @@
  *   -DTHREE_DATA  nodes 0, 1, 2 are data nodes (node 0 bootstrap primary)
  *
  * Time is discrete.  One action, TICK, advances the global clock by one
- * tick.  To keep the state space finite, no absolute time is stored: every
- * timestamp is kept relative to "now" and saturates where the protocol
- * stops caring:
- *   contact[i]   ticks since node i's last_leader_contact (saturates at F)
- *   lease[i]     ticks until lease_until of leader i (0 = no valid lease)
- *   hb_lrem      in a heartbeat (and echoed in its reply): lease_duration
- *                minus the ticks since the heartbeat was *sent*, i.e. what
- *                lease_until - now would be if this heartbeat were the
- *                latest one acknowledged (lease = send time + duration)
+ * tick; every other action happens at an instant.  To keep the state space
+ * finite no absolute time is stored: every timestamp is kept relative to
+ * "now" and saturates where the protocol stops caring:
+ *   contact[i]  ticks since node i's last_leader_contact (saturates at F)
+ *   lease[i]    lease_until - now of leader i, 0 = no valid lease
+ *   lrem        in a heartbeat (and echoed in its reply): lease_duration
+ *               minus the ticks since the heartbeat was *sent*, i.e. what
+ *               lease_until - now is if this heartbeat is the acknowledged
+ *               one (§6: lease_until = send time + lease_duration)
  *
- * Tunables (all -D):
- *   F       failover_timeout in ticks (default 5)
- *   LEASE   lease_duration in ticks   (default 4)
- *   DRIFT   0 or 1: every V3 check and every standing timer may fire DRIFT
- *           ticks early (a fast local clock), i.e. threshold F - DRIFT
- *   MAXTERM highest term the model explores (default 3)
- *   MAXLSN  highest LSN (default 2)
- *   MAXCRASH total number of crashes over all nodes (default 1)
- *   NOREJOIN  leave out "a demoted primary rejoins as a standby"
+ * Tunables (-D):
+ *   F         failover_timeout in ticks (default 5)
+ *   LEASE     lease_duration in ticks (default 4)
+ *   DRIFT     every V3 check and every standing timer may fire DRIFT ticks
+ *             early (a fast local clock): threshold F - DRIFT (default 0)
+ *   MAXTERM   highest term explored (default 3, at most 3)
+ *   MAXLSN    highest LSN (default 2, at most 3)
+ *   MAXCRASH  crashes over the whole run, all nodes together (default 1)
+ *   MAXMSG    messages in flight at once, all links together (default 2)
+ *   NOREJOIN  leave out "a demoted primary is rewound and rejoins"
  *
- * Protocol fixes found necessary by this model (see model/README.md); off
- * by default, so that the default model is the protocol as written:
- *   SELFVOTE_RECHECK     the candidate's own vote obeys V3: it re-checks
- *                        now - last_leader_contact >= failover_timeout
- *                        when it turns a won pre-vote into a real vote
- *                        (and a pre-candidate that acknowledges a live
- *                        leader gives up its pre-vote round)
+ * Protocol changes this model found necessary (model/README.md).  Off by
+ * default, so that the default model is docs/protocol.md as written:
+ *   SELFVOTE_RECHECK     the candidate's own vote obeys V3: when its
+ *                        pre-vote succeeds it re-checks now -
+ *                        last_leader_contact >= failover_timeout before it
+ *                        raises its term (and a pre-candidate that
+ *                        acknowledges a live leader gives up the round)
  *   WITNESS_LSN_DURABLE  the witness keeps the highest leader LSN it heard
- *                        in its durable state (survives a restart)
+ *                        in its durable state, so V5 survives its restart
  *
  * Properties:
- *   P1  monitor: at no instant two nodes may write (leader of their current
- *       term with lease_until > now, or the bootstrapping primary in term
- *       0); at every commit: commits happen in non-decreasing term order
- *       (an old leader never commits after a newer one did).
- *   P2  at most one leader per term (ghost leader_of[]).
- *   P3  at every granted vote: candidate LSN >= data voter's LSN; candidate
- *       LSN >= every leader LSN the witness ever heard (any incarnation);
- *       at every election win (witness topology): winner LSN >= that value.
- *   REACH=1  assert(false) when some node wins an election (must fail)
- *   REACH=2  assert(false) when a leader of term >= 2 (a failover) commits
- *            under a valid lease (must fail)
+ *   P1  monitor(): at no instant two writers, a writer being the leader of
+ *       its current term with now < lease_until (the pre-commit check) or
+ *       the bootstrapping primary in term 0;  COMMIT: commits happen in
+ *       non-decreasing term order (no old leader commits after a newer
+ *       leader did).
+ *   P2  at most one leader per term (ghost leader_of[]); a node never
+ *       receives a leadership claim for a term it leads itself.
+ *   P3  at every granted vote: candidate LSN >= a data voter's LSN, and
+ *       candidate LSN >= every LSN a leader reported to the witness (in any
+ *       incarnation of the witness); at every election in the witness
+ *       topology: winner LSN >= that LSN.
+ *   REACH=1   assert(false) when some node wins an election (must "fail")
+ *   REACH=2   assert(false) when a leader of term >= 2, i.e. after a
+ *             failover, commits under a valid lease (must "fail")
  */
 
 #define N     3
@@ -77,6 +81,9 @@
 #ifndef MAXMSG
 #define MAXMSG 2
 #endif
+#ifndef REACH
+#define REACH 0
+#endif
 
 #ifdef THREE_DATA
 #define DATA(i) (1)
@@ -87,7 +94,7 @@
 /* ---------------------------------------------------------------- nodes */
 
 bit  up[N] = 1;
-/* durable (pg_cluster.state, plus the WAL position and recovery state) */
+/* durable: pg_cluster.state, the WAL position and "in recovery" */
 byte term[N];            /* term */
 byte voted[N] = NONE;    /* voted_for in term */
 byte lterm[N];           /* leader_term (leader_name = self implied) */
@@ -95,9 +102,9 @@ bit  primary[N];         /* not in recovery */
 byte lsn[N];             /* WAL position (data nodes) */
 /* volatile */
 byte phase[N];           /* 0 waiting, 1 pre-vote round, 2 vote round */
-byte contact[N] = F;     /* ticks since last_leader_contact */
-byte lease[N];           /* ticks left of the lease */
-byte heard[N];           /* witness: highest LSN a leader reported */
+byte contact[N] = F;     /* now - last_leader_contact, saturated at F */
+byte lease[N];           /* lease_until - now, 0 = none */
+byte heard[N];           /* witness: highest LSN a leader reported (V5) */
 byte crashes;
 
 #define LEADER(i) (up[i] && term[i] > 0 && lterm[i] == term[i])
@@ -106,132 +113,150 @@ byte crashes;
 
 /* ------------------------------------------------------------- messages */
 /*
- * One slot per directed link (index s*N+d) and message kind.  Sending into
- * a full slot overwrites it (the older message is lost).  Any message may
- * be delivered at any later time (delay), dropped (loss), and messages of
+ * One slot per directed link and message kind, each packed in a byte.  A
+ * request goes only into an empty slot (at most one in flight per peer),
+ * and only while fewer than MAXMSG messages are in flight; a reply
+ * overwrites its slot (the older reply is lost).  Any message may be
+ * delivered at any later time (delay) or dropped (loss); messages of
  * different kinds or links are delivered in any order (reordering).
+ * Messages to or from a crashed node stay in the network.
  */
-#define LNK(s,d) ((s)*N+(d))
+#define LNK(s,d) ((s)*2 + (d) - ((d) > (s)))      /* 6 directed links */
 
-/* heartbeat with leadership claim of hb_term */
-bit  hb_on[N*N];
-byte hb_term[N*N];
-byte hb_lrem[N*N];
-byte hb_lsn[N*N];        /* only sent to the witness (only it uses it) */
-/* heartbeat reply */
-bit  hr_on[N*N];
-byte hr_term[N*N];
-bit  hr_ack[N*N];
-byte hr_lrem[N*N];
-/* request_vote */
-bit  vq_on[N*N];
-bit  vq_pre[N*N];
-byte vq_term[N*N];
-byte vq_lsn[N*N];
-/* request_vote reply */
-bit  vr_on[N*N];
-bit  vr_pre[N*N];
-byte vr_rterm[N*N];      /* term the request was for */
-byte vr_vterm[N*N];      /* voter's term after the request */
-bit  vr_grant[N*N];
+/* heartbeat with the sender's leadership claim of its term:
+ * on | term << 1 | lrem << 3 | lsn << 6 (lsn: only to the witness) */
+byte hb[6];
+#define HB_TERM(l)  ((hb[l] >> 1) & 3)
+#define HB_LREM(l)  ((hb[l] >> 3) & 7)
+#define HB_LSN(l)   ((hb[l] >> 6) & 3)
+/* heartbeat reply: on | term << 1 | ack << 3 | lrem << 4 */
+byte hr[6];
+#define HR_TERM(l)  ((hr[l] >> 1) & 3)
+#define HR_ACK(l)   ((hr[l] >> 3) & 1)
+#define HR_LREM(l)  ((hr[l] >> 4) & 7)
+/* request_vote: on | pre << 1 | term << 2 | lsn << 4 */
+byte vq[6];
+#define VQ_PRE(l)   ((vq[l] >> 1) & 1)
+#define VQ_TERM(l)  ((vq[l] >> 2) & 3)
+#define VQ_LSN(l)   ((vq[l] >> 4) & 3)
+/* request_vote reply: on | pre << 1 | rterm << 2 | vterm << 4 | grant << 6
+ * (rterm: the term asked for; vterm: the voter's term afterwards) */
+byte vr[6];
+#define VR_PRE(l)   ((vr[l] >> 1) & 1)
+#define VR_RTERM(l) ((vr[l] >> 2) & 3)
+#define VR_VTERM(l) ((vr[l] >> 4) & 3)
+#define VR_GRANT(l) ((vr[l] >> 6) & 1)
+
+byte nmsg;               /* messages in flight */
+
+#define CAN_SEND(slot) ((slot) == 0 && nmsg < MAXMSG)
+#define PUT(slot, v)   if :: (slot) == 0 -> nmsg++ :: else fi; slot = (v)
+#define TAKE(slot)     nmsg--; slot = 0
 
 /* ---------------------------------------------------------------- ghosts */
-byte leader_of[MAXTERM+1] = NONE;   /* P2 */
+byte leader_of[MAXTERM+1] = NONE;   /* P2: who won each term */
 byte commit_term;                   /* P1: term of the latest commit */
-byte w_seen;                        /* P3: highest leader LSN the witness ever heard */
-
-byte nmsg;                          /* messages in flight, <= MAXMSG */
+byte w_seen;                        /* P3: highest LSN ever reported to the witness */
 
 hidden byte k;
 hidden byte g;
 
 /* ------------------------------------------------------------- helpers */
 
+/* replay output (spin -t): one line per action, then per node: up,
+ * term, voted_for (3 = none), leader_term, primary, lsn, round (phase),
+ * contact age, lease left, leader, writer (valid lease) */
+#define NODE_SHOW(i) printf(" | n%d up%d t%d v%d lt%d pr%d lsn%d ph%d c%d ls%d L%d W%d", i, up[i], term[i], voted[i], lterm[i], primary[i], lsn[i], phase[i], contact[i], lease[i], LEADER(i), WRITABLE(i))
+inline SHOW() {
+	NODE_SHOW(0); NODE_SHOW(1); NODE_SHOW(2);
+	printf(" w_heard%d msgs%d\n", heard[2], nmsg)
+}
+
 /* adopt a higher term durably: vote cleared, any round or leadership ends */
 inline ADOPT(i, t) {
 	if
 	:: t > term[i] ->
 		term[i] = t; voted[i] = NONE; phase[i] = 0; lease[i] = 0
-	:: else -> skip
+	:: else
 	fi
 }
 
-/* a request into an empty slot, if the network has room */
-#define CAN_SEND(on) (!(on) && nmsg < MAXMSG)
-/* a reply (or any message) into a slot: a full slot is overwritten */
-#define PUT(on) if :: !(on) -> nmsg++ :: else fi; on = 1
-#define TAKE(on) nmsg--; on = 0
+/* ------------------------------------------------------ node actions */
 
-/* ------------------------------------------------------------- actions */
-
-/* §4 stand: start a pre-vote round for term + 1 */
+/* §4: a data node stands, i.e. starts a pre-vote round for term + 1 */
 inline STAND(i) {
 	d_step {
 		up[i] && DATA(i) && phase[i] == 0 && term[i] < MAXTERM && !LEADER(i) &&
 		   (BOOTSTRAPPING(i) ||
 		    (term[i] >= 1 && contact[i] >= FIRE &&
 		     (!primary[i] || (i == 0 && lterm[i] == 0)))) ->
-		phase[i] = 1
+		phase[i] = 1;
+		printf("n%d stands (pre-vote for term %d)", i, term[i] + 1); SHOW()
 	}
 }
 
-/* a candidate sends (or resends) its request of the current round to d */
+/* the round times out: back to waiting (term and vote stay) */
+inline GIVE_UP(i) {
+	d_step { phase[i] != 0 -> phase[i] = 0; printf("n%d gives up its round", i); SHOW() }
+}
+
+/* a candidate sends (or resends) the request of its current round to d */
 inline SEND_VQ(s, d) {
 	d_step {
-		up[s] && phase[s] != 0 && CAN_SEND(vq_on[LNK(s,d)]) ->
-		PUT(vq_on[LNK(s,d)]);
+		up[s] && phase[s] != 0 && CAN_SEND(vq[LNK(s,d)]) ->
 		if
-		:: phase[s] == 1 -> vq_pre[LNK(s,d)] = 1; vq_term[LNK(s,d)] = term[s] + 1
-		:: else ->          vq_pre[LNK(s,d)] = 0; vq_term[LNK(s,d)] = term[s]
+		:: phase[s] == 1 -> PUT(vq[LNK(s,d)], 1 | (1 << 1) | ((term[s] + 1) << 2) | (lsn[s] << 4))
+		:: else ->          PUT(vq[LNK(s,d)], 1 | (term[s] << 2) | (lsn[s] << 4))
 		fi;
-		vq_lsn[LNK(s,d)] = lsn[s]
+		printf("n%d -> n%d request_vote pre %d term %d lsn %d", s, d, VQ_PRE(LNK(s,d)), VQ_TERM(LNK(s,d)), lsn[s]); SHOW()
 	}
 }
 
-/* a round times out: back to waiting (term and vote stay) */
-inline GIVE_UP(i) {
-	d_step { phase[i] != 0 -> phase[i] = 0 }
-}
-
-/* leader heartbeat to d (at most one in flight per peer) */
+/* the leader sends a heartbeat to d */
 inline SEND_HB(s, d) {
 	d_step {
-		LEADER(s) && CAN_SEND(hb_on[LNK(s,d)]) ->
-		PUT(hb_on[LNK(s,d)]);
-		hb_term[LNK(s,d)] = term[s]; hb_lrem[LNK(s,d)] = LEASE;
-		hb_lsn[LNK(s,d)] = (DATA(d) -> 0 : lsn[s])
+		LEADER(s) && CAN_SEND(hb[LNK(s,d)]) ->
+		PUT(hb[LNK(s,d)], 1 | (term[s] << 1) | (LEASE << 3) | ((DATA(d) -> 0 : lsn[s]) << 6));
+		printf("n%d -> n%d heartbeat term %d", s, d, term[s]); SHOW()
 	}
 }
 
-/* a commit: pre-commit check passed (leader of current term, now < lease_until) */
+/* a transaction commits: the pre-commit check passed (§6) */
 inline COMMIT(i) {
 	d_step {
 		lsn[i] < MAXLSN && WRITABLE(i) ->
 		assert(term[i] >= commit_term);       /* P1: no older leader commits after a newer one */
 		commit_term = term[i];
 #if REACH == 2
-		assert(!(term[i] >= 2));              /* reachability probe: a failover leader commits */
+		assert(term[i] < 2);                  /* probe: a failover leader commits */
 #endif
-		lsn[i]++
+		lsn[i]++;
+		printf("n%d COMMITS lsn %d in term %d", i, lsn[i], term[i]); SHOW()
 	}
 }
 
-/* standby d streams from primary s */
+/* standby d streams WAL from primary s */
 inline CATCH_UP(d, s) {
 	d_step {
 		up[d] && up[s] && DATA(d) && !primary[d] && primary[s] && lsn[s] > lsn[d] ->
-		lsn[d] = lsn[s]
+		lsn[d] = lsn[s];
+		printf("n%d catches up from n%d", d, s); SHOW()
 	}
 }
 
-/* a demoted primary is rewound and rejoins as a standby of leader s */
+/* a demoted primary is rewound and rejoins as a standby of leader s: its
+ * WAL is cut back to the fork point and streamed from s; postgres (and
+ * with it the worker) restarts, so volatile state is lost as in RESTART */
 inline REJOIN(i, s) {
 	d_step {
 		up[i] && primary[i] && term[i] > 0 && !LEADER(i) && LEADER(s) ->
-		primary[i] = 0; lsn[i] = lsn[s]
+		primary[i] = 0; lsn[i] = lsn[s];
+		contact[i] = 0; phase[i] = 0; lease[i] = 0;
+		printf("n%d rejoins as standby of n%d", i, s); SHOW()
 	}
 }
 
+/* crash: volatile state is lost (reset here already, to keep states few) */
 inline CRASH(i) {
 	d_step {
 		up[i] && crashes < MAXCRASH ->
@@ -240,14 +265,15 @@ inline CRASH(i) {
 #ifndef WITNESS_LSN_DURABLE
 		heard[i] = 0;
 #endif
-		skip
+		printf("n%d CRASHES", i); SHOW()
 	}
 }
 
-/* restart: volatile state lost; last_leader_contact = start time (§6);
- * a node with leader_term == term resumes its claim (LEADER() is derived) */
+/* restart: last_leader_contact = start time (§6); a node whose durable
+ * leader_term equals its term resumes its claim (LEADER() is derived),
+ * without a lease */
 inline RESTART(i) {
-	d_step { !up[i] -> up[i] = 1; contact[i] = 0; phase[i] = 0; lease[i] = 0 }
+	d_step { !up[i] -> up[i] = 1; contact[i] = 0; phase[i] = 0; lease[i] = 0; printf("n%d restarts", i); SHOW() }
 }
 
 /* the global clock advances one tick */
@@ -263,24 +289,28 @@ inline TICK() {
 		od;
 		k = 0;
 		do
-		:: k < N*N ->
-			if :: hb_lrem[k] > 0 -> hb_lrem[k]-- :: else fi;
-			if :: hr_lrem[k] > 0 -> hr_lrem[k]-- :: else fi;
+		:: k < 6 ->
+			if :: HB_LREM(k) > 0 -> hb[k] = hb[k] - (1 << 3) :: else fi;
+			if :: HR_LREM(k) > 0 -> hr[k] = hr[k] - (1 << 4) :: else fi;
 			k++
 		:: else -> break
 		od;
-		k = 0
+		k = 0;
+		printf("-- tick --"); SHOW()
 	}
 }
+
+/* ---------------------------------------------------- message delivery */
 
 /* §3.1 heartbeat s -> d */
 inline HB_DELIVER(s, d) {
 	d_step {
-		hb_on[LNK(s,d)] && up[d] ->
-		ADOPT(d, hb_term[LNK(s,d)]);
+		hb[LNK(s,d)] && up[d] ->
+		printf("n%d <- n%d heartbeat term %d lrem %d lsn %d", d, s, HB_TERM(LNK(s,d)), HB_LREM(LNK(s,d)), HB_LSN(LNK(s,d)));
+		ADOPT(d, HB_TERM(LNK(s,d)));                           /* step 3 */
 		if
-		:: hb_term[LNK(s,d)] == term[d] ->
-			assert(!LEADER(d));                 /* P2: two claims of one term */
+		:: HB_TERM(LNK(s,d)) == term[d] ->                     /* step 4 */
+			assert(!LEADER(d));                 /* P2: a claim of a term d leads */
 			contact[d] = 0;
 			if :: phase[d] == 2 -> phase[d] = 0 :: else fi;
 #ifdef SELFVOTE_RECHECK
@@ -288,140 +318,135 @@ inline HB_DELIVER(s, d) {
 #endif
 			if
 			:: !DATA(d) ->
-				if :: hb_lsn[LNK(s,d)] > heard[d] -> heard[d] = hb_lsn[LNK(s,d)] :: else fi;
-				if :: hb_lsn[LNK(s,d)] > w_seen -> w_seen = hb_lsn[LNK(s,d)] :: else fi
+				if :: HB_LSN(LNK(s,d)) > heard[d] -> heard[d] = HB_LSN(LNK(s,d)) :: else fi;
+				if :: HB_LSN(LNK(s,d)) > w_seen -> w_seen = HB_LSN(LNK(s,d)) :: else fi
 			:: else
 			fi;
-			hr_on[LNK(d,s)] = 1; hr_term[LNK(d,s)] = term[d];
-			hr_ack[LNK(d,s)] = 1; hr_lrem[LNK(d,s)] = hb_lrem[LNK(s,d)]
-		:: else ->                              /* stale claim: tell the higher term */
-			hr_on[LNK(d,s)] = 1; hr_term[LNK(d,s)] = term[d];
-			hr_ack[LNK(d,s)] = 0; hr_lrem[LNK(d,s)] = 0
+			PUT(hr[LNK(d,s)], 1 | (term[d] << 1) | (1 << 3) | (HB_LREM(LNK(s,d)) << 4))
+		:: else ->                              /* stale claim: reply with the higher term */
+			PUT(hr[LNK(d,s)], 1 | (term[d] << 1))
 		fi;
-		hb_on[LNK(s,d)] = 0; hb_term[LNK(s,d)] = 0; hb_lrem[LNK(s,d)] = 0; hb_lsn[LNK(s,d)] = 0
+		TAKE(hb[LNK(s,d)]);
+		printf(" => reply ack %d", HR_ACK(LNK(d,s))); SHOW()
 	}
 }
 
-/* heartbeat reply from d arrives at s: §6 lease, leader's own contact */
+/* heartbeat reply from d arrives at s (§3.1 last line, §6) */
 inline HR_DELIVER(d, s) {
 	d_step {
-		hr_on[LNK(d,s)] && up[s] ->
-		ADOPT(s, hr_term[LNK(d,s)]);
+		hr[LNK(d,s)] && up[s] ->
+		printf("n%d <- n%d heartbeat reply term %d ack %d lrem %d", s, d, HR_TERM(LNK(d,s)), HR_ACK(LNK(d,s)), HR_LREM(LNK(d,s)));
+		ADOPT(s, HR_TERM(LNK(d,s)));
 		if
-		:: hr_ack[LNK(d,s)] && hr_term[LNK(d,s)] == term[s] && LEADER(s) ->
-			contact[s] = 0;                     /* majority acknowledgement (N = 3) */
-			/* lease_until = max acked send time + duration (majority-th of 3) */
-			if :: hr_lrem[LNK(d,s)] > lease[s] -> lease[s] = hr_lrem[LNK(d,s)] :: else fi
+		:: HR_ACK(LNK(d,s)) && HR_TERM(LNK(d,s)) == term[s] && LEADER(s) ->
+			contact[s] = 0;                     /* a majority acknowledged (N = 3) */
+			/* lease_until = M + lease_duration; with N = 3, M is the latest
+			 * acknowledged send time of the two peers */
+			if :: HR_LREM(LNK(d,s)) > lease[s] -> lease[s] = HR_LREM(LNK(d,s)) :: else fi
 		:: else
 		fi;
-		hr_on[LNK(d,s)] = 0; hr_term[LNK(d,s)] = 0; hr_ack[LNK(d,s)] = 0; hr_lrem[LNK(d,s)] = 0
+		TAKE(hr[LNK(d,s)]);
+		SHOW()
 	}
 }
 
 /* §3.2 request_vote s -> d */
 inline VQ_DELIVER(s, d) {
 	d_step {
-		vq_on[LNK(s,d)] && up[d] ->
+		vq[LNK(s,d)] && up[d] ->
+		printf("n%d <- n%d request_vote pre %d term %d lsn %d", d, s, VQ_PRE(LNK(s,d)), VQ_TERM(LNK(s,d)), VQ_LSN(LNK(s,d)));
 		if
-		:: vq_pre[LNK(s,d)] ->                  /* pre-vote: changes nothing */
+		:: VQ_PRE(LNK(s,d)) ->                  /* pre-vote: changes nothing */
 			if
-			:: vq_term[LNK(s,d)] >= term[d] &&                      /* V1 */
-			      contact[d] >= FIRE &&                             /* V3 */
-			      (!DATA(d) || vq_lsn[LNK(s,d)] >= lsn[d]) &&       /* V4 */
-			      (DATA(d) || vq_lsn[LNK(s,d)] >= heard[d]) ->   /* V5 */
+			:: VQ_TERM(LNK(s,d)) >= term[d] &&                       /* V1 */
+			      contact[d] >= FIRE &&                              /* V3 */
+			      (!DATA(d) || VQ_LSN(LNK(s,d)) >= lsn[d]) &&        /* V4 */
+			      (DATA(d) || VQ_LSN(LNK(s,d)) >= heard[d]) ->       /* V5 */
 				g = 1
 			:: else -> g = 0
 			fi;
 			if
-			:: g || term[d] >= vq_term[LNK(s,d)] ->
-				vr_on[LNK(d,s)] = 1; vr_pre[LNK(d,s)] = 1; vr_grant[LNK(d,s)] = g;
-				vr_rterm[LNK(d,s)] = vq_term[LNK(s,d)]; vr_vterm[LNK(d,s)] = term[d]
-			:: else
+			:: g || term[d] >= VQ_TERM(LNK(s,d)) ->
+				PUT(vr[LNK(d,s)], 1 | (1 << 1) | (VQ_TERM(LNK(s,d)) << 2) |
+				                  (term[d] << 4) | (g << 6))
+			:: else                         /* a refusal that tells nothing new */
 			fi
 		:: else ->
-			ADOPT(d, vq_term[LNK(s,d)]);                        /* V1 */
+			ADOPT(d, VQ_TERM(LNK(s,d)));                            /* V1 */
 			if
-			:: vq_term[LNK(s,d)] == term[d] &&
-			      (voted[d] == NONE || voted[d] == s) &&            /* V2 */
-			      contact[d] >= FIRE &&                             /* V3 */
-			      (!DATA(d) || vq_lsn[LNK(s,d)] >= lsn[d]) &&       /* V4 */
-			      (DATA(d) || vq_lsn[LNK(s,d)] >= heard[d]) ->   /* V5 */
-				g = 1
+			:: VQ_TERM(LNK(s,d)) == term[d] &&
+			      (voted[d] == NONE || voted[d] == s) &&             /* V2 */
+			      contact[d] >= FIRE &&                              /* V3 */
+			      (!DATA(d) || VQ_LSN(LNK(s,d)) >= lsn[d]) &&        /* V4 */
+			      (DATA(d) || VQ_LSN(LNK(s,d)) >= heard[d]) ->       /* V5 */
+				g = 1;
+				voted[d] = s;                   /* durable before the reply */
+				assert(!DATA(d) || lsn[s] >= lsn[d]);     /* P3 */
+				assert(DATA(d) || lsn[s] >= w_seen)       /* P3 */
 			:: else -> g = 0
 			fi;
 			if
-			:: g ->
-				voted[d] = s;
-				/* P3 */
-				assert(!DATA(d) || lsn[s] >= lsn[d]);
-				assert(DATA(d) || lsn[s] >= w_seen)
-			:: else
-			fi;
-			if
-			:: g || term[d] > vq_term[LNK(s,d)] ->
-				vr_on[LNK(d,s)] = 1; vr_pre[LNK(d,s)] = 0; vr_grant[LNK(d,s)] = g;
-				vr_rterm[LNK(d,s)] = vq_term[LNK(s,d)]; vr_vterm[LNK(d,s)] = term[d]
+			:: g || term[d] > VQ_TERM(LNK(s,d)) ->
+				PUT(vr[LNK(d,s)], 1 | (VQ_TERM(LNK(s,d)) << 2) | (term[d] << 4) | (g << 6))
 			:: else
 			fi
 		fi;
+		printf(" => granted %d", g);
 		g = 0;
-		vq_on[LNK(s,d)] = 0; vq_pre[LNK(s,d)] = 0; vq_term[LNK(s,d)] = 0; vq_lsn[LNK(s,d)] = 0
+		TAKE(vq[LNK(s,d)]);
+		SHOW()
 	}
 }
 
-/* reply from d arrives at candidate s (a, b: the peers of s) */
-inline VR_DELIVER(d, s, a, b) {
+/* a vote reply from d arrives at candidate s (majority = self + 1 grant) */
+inline VR_DELIVER(d, s) {
 	d_step {
-		vr_on[LNK(d,s)] && up[s] ->
-		ADOPT(s, vr_vterm[LNK(d,s)]);
+		vr[LNK(d,s)] && up[s] ->
+		printf("n%d <- n%d vote reply pre %d for term %d grant %d (voter term %d)", s, d, VR_PRE(LNK(d,s)), VR_RTERM(LNK(d,s)), VR_GRANT(LNK(d,s)), VR_VTERM(LNK(d,s)));
+		ADOPT(s, VR_VTERM(LNK(d,s)));
 		if
-		:: vr_pre[LNK(d,s)] && vr_grant[LNK(d,s)] && phase[s] == 1 &&
-		      vr_rterm[LNK(d,s)] == term[s] + 1 ->
-			/* pre-vote won (self + one grant): the real vote round */
+		:: VR_PRE(LNK(d,s)) && VR_GRANT(LNK(d,s)) && phase[s] == 1 &&
+		      VR_RTERM(LNK(d,s)) == term[s] + 1 ->
+			/* pre-vote won: the vote round, term + 1 and the own vote durable */
 #ifdef SELFVOTE_RECHECK
 			if
 			:: contact[s] >= FIRE ->
-#endif
-				term[s]++; voted[s] = s; phase[s] = 2; lease[s] = 0;
-				SEND_VQ(s, a, 0, term[s]);
-				SEND_VQ(s, b, 0, term[s])
-#ifdef SELFVOTE_RECHECK
+				term[s]++; voted[s] = s; phase[s] = 2; lease[s] = 0
 			:: else -> phase[s] = 0
 			fi
+#else
+			term[s]++; voted[s] = s; phase[s] = 2; lease[s] = 0
 #endif
-		:: !vr_pre[LNK(d,s)] && vr_grant[LNK(d,s)] && phase[s] == 2 &&
-		      vr_rterm[LNK(d,s)] == term[s] ->
-			/* elected (self + one grant) */
+		:: !VR_PRE(LNK(d,s)) && VR_GRANT(LNK(d,s)) && phase[s] == 2 &&
+		      VR_RTERM(LNK(d,s)) == term[s] ->
+			/* elected: leader_term durable; a standby is promoted */
 			assert(leader_of[term[s]] == NONE || leader_of[term[s]] == s);   /* P2 */
 			leader_of[term[s]] = s;
 #ifndef THREE_DATA
 			assert(lsn[s] >= w_seen);                                        /* P3 */
 #endif
 #if REACH == 1
-			assert(false);                      /* reachability probe: a leader is elected */
+			assert(false);                      /* probe: a leader is elected */
 #endif
-			lterm[s] = term[s]; phase[s] = 0; primary[s] = 1; lease[s] = 0
+			lterm[s] = term[s]; phase[s] = 0; primary[s] = 1; lease[s] = 0;
+			printf(" => n%d ELECTED leader of term %d", s, term[s])
 		:: else
 		fi;
-		vr_on[LNK(d,s)] = 0; vr_pre[LNK(d,s)] = 0; vr_rterm[LNK(d,s)] = 0;
-		vr_vterm[LNK(d,s)] = 0; vr_grant[LNK(d,s)] = 0
-	}
-}
-
-inline DROP(s, d) {
-	d_step {
-		hb_on[LNK(s,d)] ->
-		hb_on[LNK(s,d)] = 0; hb_term[LNK(s,d)] = 0; hb_lrem[LNK(s,d)] = 0; hb_lsn[LNK(s,d)] = 0
+		TAKE(vr[LNK(d,s)]);
+		SHOW()
 	}
 }
 
 /* ------------------------------------------------------------- system */
 
-/* all actions of node i (peers a, b) */
+/* the actions of data node i (peers a, b) */
 #define NODE(i, a, b) \
-	:: STAND(i, a, b) \
+	:: STAND(i) \
 	:: GIVE_UP(i) \
-	:: HEARTBEAT(i, a, b) \
+	:: SEND_VQ(i, a) \
+	:: SEND_VQ(i, b) \
+	:: SEND_HB(i, a) \
+	:: SEND_HB(i, b) \
 	:: COMMIT(i) \
 	:: CATCH_UP(i, a) \
 	:: CATCH_UP(i, b) \
@@ -435,20 +460,20 @@ inline DROP(s, d) {
 #define REJOIN_ACTIONS(i, a, b) :: REJOIN(i, a) :: REJOIN(i, b)
 #endif
 
-/* delivery and loss on the link s -> d (t: the third node) */
-#define LINK(s, d, t) \
+/* delivery and loss on the link s -> d */
+#define LINK(s, d) \
 	:: HB_DELIVER(s, d) \
 	:: HR_DELIVER(s, d) \
 	:: VQ_DELIVER(s, d) \
-	:: VR_DELIVER(s, d, s, t) \
-	:: DROP(s, d) \
-	:: d_step { hr_on[LNK(s,d)] -> hr_on[LNK(s,d)] = 0; hr_term[LNK(s,d)] = 0; hr_ack[LNK(s,d)] = 0; hr_lrem[LNK(s,d)] = 0 } \
-	:: d_step { vq_on[LNK(s,d)] -> vq_on[LNK(s,d)] = 0; vq_pre[LNK(s,d)] = 0; vq_term[LNK(s,d)] = 0; vq_lsn[LNK(s,d)] = 0 } \
-	:: d_step { vr_on[LNK(s,d)] -> vr_on[LNK(s,d)] = 0; vr_pre[LNK(s,d)] = 0; vr_rterm[LNK(s,d)] = 0; vr_vterm[LNK(s,d)] = 0; vr_grant[LNK(s,d)] = 0 }
+	:: VR_DELIVER(s, d) \
+	:: d_step { hb[LNK(s,d)] -> TAKE(hb[LNK(s,d)]); printf("lost: heartbeat n%d -> n%d", s, d); SHOW() } \
+	:: d_step { hr[LNK(s,d)] -> TAKE(hr[LNK(s,d)]); printf("lost: heartbeat reply n%d -> n%d", s, d); SHOW() } \
+	:: d_step { vq[LNK(s,d)] -> TAKE(vq[LNK(s,d)]); printf("lost: vote request n%d -> n%d", s, d); SHOW() } \
+	:: d_step { vr[LNK(s,d)] -> TAKE(vr[LNK(s,d)]); printf("lost: vote reply n%d -> n%d", s, d); SHOW() }
 
 active proctype cluster()
 {
-	primary[0] = 1;          /* node 0 is the bootstrap primary in term 0 */
+	primary[0] = 1;          /* node 0 is the bootstrap primary, term 0 */
 	do
 	:: TICK()
 	NODE(0, 1, 2)
@@ -456,20 +481,24 @@ active proctype cluster()
 #ifdef THREE_DATA
 	NODE(2, 0, 1)
 #else
-	:: CRASH(2)
+	:: CRASH(2)              /* the witness only votes and acknowledges */
 	:: RESTART(2)
 #endif
-	LINK(0, 1, 2)
-	LINK(1, 0, 2)
-	LINK(0, 2, 1)
-	LINK(2, 0, 1)
-	LINK(1, 2, 0)
-	LINK(2, 1, 0)
+	LINK(0, 1)
+	LINK(1, 0)
+	LINK(0, 2)
+	LINK(2, 0)
+	LINK(1, 2)
+	LINK(2, 1)
 	od
 }
 
 /* P1: never two writers at the same instant */
 active proctype monitor()
 {
-	atomic { !(WRITABLE(0) + WRITABLE(1) + WRITABLE(2) <= 1) -> assert(false) }
+	atomic {
+		!(WRITABLE(0) + WRITABLE(1) + WRITABLE(2) <= 1) ->
+		printf("P1 VIOLATED: two writers"); SHOW();
+		assert(false)
+	}
 }

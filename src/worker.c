@@ -309,6 +309,29 @@ PublishLocalState(void)
 static void ResumeLeadership(void);
 
 /*
+ * NoticeStall treats a worker that did not run for half a failover timeout
+ * (the process was stopped, the machine froze) like a restarted one: what
+ * it knew about the leader is stale, so it waits a full failover timeout
+ * of fresh heartbeats before it stands or votes.  Without this, a standby
+ * that wakes up would find its election timer long expired and could
+ * start an election before the first heartbeat of a healthy leader.
+ */
+static void
+NoticeStall(TimestampTz now, TimestampTz last_loop_at)
+{
+	int64		gap_ms = (now - last_loop_at) / 1000;
+
+	if (last_loop_at == 0 || gap_ms < PgClusterFailoverTimeoutMs / 2)
+		return;
+	LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
+	PgClusterShmem->last_leader_contact = Max(PgClusterShmem->last_leader_contact, now);
+	LWLockRelease(PgClusterShmem->lock);
+	PgClusterRecordEvent("stall", NULL,
+						 "the worker did not run for %ld ms; restarting its election timer",
+						 (long) gap_ms);
+}
+
+/*
  * ApplyConfiguration brings the node table and the peer connections in
  * line with the current parameters.
  */
@@ -461,6 +484,7 @@ PgClusterWorkerMain(Datum main_arg)
 {
 	MemoryContext loop_context;
 	TimestampTz next_tick = 0;
+	TimestampTz last_loop_at = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -510,6 +534,8 @@ PgClusterWorkerMain(Datum main_arg)
 		now = GetCurrentTimestamp();
 		if (durable_state_usable && PgClusterIsConfigured())
 		{
+			NoticeStall(now, last_loop_at);
+			last_loop_at = now;
 			PeerConnectionsCheckDeadlines(now);
 			if (now >= next_tick)
 			{

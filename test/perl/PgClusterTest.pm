@@ -14,7 +14,8 @@ use Test::More;
 use Time::HiRes qw(time);
 
 our @EXPORT = qw(create_cluster cluster_conf add_wait_function wait_for
-  wait_for_leader sql postmaster_pid stop_process_group continue_process_group);
+  wait_for_leader sql postmaster_pid stop_process_group continue_process_group
+  crash_instance);
 
 # Timings used by the tests unless a test says otherwise.
 our %DEFAULT_SETTINGS = (
@@ -173,17 +174,44 @@ sub instance_pids
 
 # stop_process_group freezes the whole instance (postmaster, backends, the
 # pg_cluster worker) with SIGSTOP: a hung host, as its peers see it.
+my %stopped_pids;
+
 sub stop_process_group
 {
 	my ($node) = @_;
 	my @pids = instance_pids($node);
 	kill 'STOP', @pids or die "could not stop: $!";
+	$stopped_pids{ $node->name } = \@pids;
+}
+
+# a failed test must not leave stopped servers that cannot shut down; this
+# runs before PostgreSQL::Test::Cluster's END block stops the nodes
+END
+{
+	kill 'CONT', @$_ for values %stopped_pids;
+}
+
+# crash_instance kills the postmaster and all its children with SIGKILL,
+# as a host crash would, and waits until they are gone (so the node can be
+# restarted).
+sub crash_instance
+{
+	my ($node) = @_;
+	my @pids = instance_pids($node);
+	kill 'KILL', @pids;
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	while (grep { kill 0, $_ } @pids)
+	{
+		die "processes of " . $node->name . " survive SIGKILL" if time > $deadline;
+		select(undef, undef, undef, 0.01);
+	}
+	$node->{_pid} = undef;    # as kill9 does: the node is known stopped
 }
 
 sub continue_process_group
 {
 	my ($node) = @_;
-	my @pids = instance_pids($node);
+	my @pids = @{ delete $stopped_pids{ $node->name } // [ instance_pids($node) ] };
 	kill 'CONT', @pids or die "could not continue: $!";
 }
 
