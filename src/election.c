@@ -309,7 +309,13 @@ WhyNotStand(TimestampTz now, const PgClusterDurableState *durable)
 			return "priority 0";
 		if (durable->term == 0)
 			return "no leader yet: standbys do not start a cluster";
-		if (now - election.last_streaming_at > 3 * (int64) PgClusterFailoverTimeoutMs * 1000)
+		/*
+		 * A standby must have streamed recently, unless it knows how far the
+		 * lost leader got and is within max_lag_on_failover of it (then the
+		 * lag rule below decides; a long pause must not stop failover).
+		 */
+		if (leader_lsn == InvalidXLogRecPtr &&
+			now - election.last_streaming_at > 3 * (int64) PgClusterFailoverTimeoutMs * 1000)
 			return "not streaming";
 		if (leader_lsn != InvalidXLogRecPtr &&
 			(tli < leader_tli ||

@@ -51,8 +51,8 @@ static bool durable_state_usable = false;
 
 /* what PublishLocalState last published, to log and hook on changes */
 static char published_leader[PGC_NAME_LEN] = "";
-static uint64 hook_term = 0;
-static bool was_leader = false;
+static uint64 primary_hook_term = 0;
+static uint64 demoted_hook_term = 0;
 
 /*
  * How the published state follows from what the worker observes.  The
@@ -292,16 +292,22 @@ PublishLocalState(void)
 		strlcpy(published_leader, leader, PGC_NAME_LEN);
 	}
 
-	/* the hook: once per won term, and once when stepping down */
-	if (is_leader && rule->state == PGC_STATE_LEADER && hook_term != durable.term)
+	/*
+	 * The hook: once when this node took office in a term, and once when a
+	 * primary learns that another node leads (after a partition or a
+	 * restart), so the floating address or the like follows the leader.
+	 */
+	if (is_leader && rule->state == PGC_STATE_LEADER && primary_hook_term != durable.term)
 	{
-		hook_term = durable.term;
-		was_leader = true;
+		primary_hook_term = durable.term;
 		RoleChangeHookStart("primary", durable.term);
 	}
-	else if (!is_leader && was_leader)
+	else if (!is_leader && !RecoveryInProgress() && leader[0] != '\0' &&
+			 strcmp(leader, PgClusterNodeName) != 0 &&
+			 PgClusterNodeKindSetting == PGC_NODE_DATA &&
+			 demoted_hook_term != durable.term)
 	{
-		was_leader = false;
+		demoted_hook_term = durable.term;
 		RoleChangeHookStart("demoted", durable.term);
 	}
 }
