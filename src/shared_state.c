@@ -24,6 +24,7 @@
 #include "replication/walreceiver.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
+#include "utils/timestamp.h"
 
 #include "pg_cluster.h"
 
@@ -82,6 +83,14 @@ PgClusterShmemInit(void)
 		pg_atomic_init_u64(&PgClusterShmem->commit_allowed_until, 0);
 		PgClusterShmem->state = PGC_STATE_STARTING;
 		PgClusterShmem->next_event_seq = 1;
+
+		/*
+		 * A node that (re)starts refuses votes for a failover timeout
+		 * (rule V3): it may have acknowledged a lease just before it went
+		 * down.  Backends answer votes before the worker runs, so the clock
+		 * starts here, at postmaster start and at every crash restart.
+		 */
+		PgClusterShmem->last_leader_contact = GetCurrentTimestamp();
 		if (PgClusterPeers != NULL)
 			PgClusterSyncNodeTable(PgClusterPeers);
 	}
