@@ -156,7 +156,11 @@ byte nmsg;               /* messages in flight */
 /* ---------------------------------------------------------------- ghosts */
 byte leader_of[MAXTERM+1] = NONE;   /* P2: who won each term */
 byte commit_term;                   /* P1: term of the latest commit */
+#ifdef WITNESS_LSN_DURABLE
+#define w_seen heard[2]
+#else
 byte w_seen;                        /* P3: highest LSN ever reported to the witness */
+#endif
 
 hidden byte k;
 hidden byte g;
@@ -183,21 +187,19 @@ inline ADOPT(i, t) {
 
 /* ------------------------------------------------------ node actions */
 
-/* §4: a data node stands, i.e. starts a pre-vote round for term + 1 */
+/* §4: a data node stands, i.e. starts a pre-vote round for term + 1 --
+ * also a candidate whose vote round timed out (phase 2).  (A pre-vote
+ * round that gets no majority simply stays open: that state can do all
+ * that "waiting" can, its late replies can always be lost instead.) */
 inline STAND(i) {
 	d_step {
-		up[i] && DATA(i) && phase[i] == 0 && term[i] < MAXTERM && !LEADER(i) &&
+		up[i] && DATA(i) && phase[i] != 1 && term[i] < MAXTERM && !LEADER(i) &&
 		   (BOOTSTRAPPING(i) ||
 		    (term[i] >= 1 && contact[i] >= FIRE &&
 		     (!primary[i] || (i == 0 && lterm[i] == 0)))) ->
 		phase[i] = 1;
 		printf("n%d stands (pre-vote for term %d)", i, term[i] + 1); SHOW()
 	}
-}
-
-/* the round times out: back to waiting (term and vote stay) */
-inline GIVE_UP(i) {
-	d_step { phase[i] != 0 -> phase[i] = 0; printf("n%d gives up its round", i); SHOW() }
 }
 
 /* a candidate sends (or resends) the request of its current round to d */
@@ -224,13 +226,13 @@ inline SEND_HB(s, d) {
 /* a transaction commits: the pre-commit check passed (§6) */
 inline COMMIT(i) {
 	d_step {
-		lsn[i] < MAXLSN && WRITABLE(i) ->
+		WRITABLE(i) && (MAXLSN > 0 -> lsn[i] < MAXLSN : commit_term != term[i]) ->
 		assert(term[i] >= commit_term);       /* P1: no older leader commits after a newer one */
 		commit_term = term[i];
 #if REACH == 2
 		assert(term[i] < 2);                  /* probe: a failover leader commits */
 #endif
-		lsn[i]++;
+		lsn[i] = lsn[i] + (MAXLSN > 0);
 		printf("n%d COMMITS lsn %d in term %d", i, lsn[i], term[i]); SHOW()
 	}
 }
@@ -247,20 +249,36 @@ inline CATCH_UP(d, s) {
 /* a demoted primary is rewound and rejoins as a standby of leader s: its
  * WAL is cut back to the fork point and streamed from s; postgres (and
  * with it the worker) restarts, so volatile state is lost as in RESTART */
-inline REJOIN(i, s) {
+inline REJOIN(i, s, t) {
 	d_step {
 		up[i] && primary[i] && term[i] > 0 && !LEADER(i) && LEADER(s) ->
 		primary[i] = 0; lsn[i] = lsn[s];
+		CUT(i, s, t);
 		contact[i] = 0; phase[i] = 0; lease[i] = 0;
 		printf("n%d rejoins as standby of n%d", i, s); SHOW()
 	}
 }
 
+/* a node stops: the connections to it close, so requests to it that it
+ * has not processed and replies to its own requests are lost (messages it
+ * sent stay in the network) */
+inline CUT(i, a, b) {
+	if :: hb[LNK(a,i)] -> TAKE(hb[LNK(a,i)]) :: else fi;
+	if :: hr[LNK(a,i)] -> TAKE(hr[LNK(a,i)]) :: else fi;
+	if :: vq[LNK(a,i)] -> TAKE(vq[LNK(a,i)]) :: else fi;
+	if :: vr[LNK(a,i)] -> TAKE(vr[LNK(a,i)]) :: else fi;
+	if :: hb[LNK(b,i)] -> TAKE(hb[LNK(b,i)]) :: else fi;
+	if :: hr[LNK(b,i)] -> TAKE(hr[LNK(b,i)]) :: else fi;
+	if :: vq[LNK(b,i)] -> TAKE(vq[LNK(b,i)]) :: else fi;
+	if :: vr[LNK(b,i)] -> TAKE(vr[LNK(b,i)]) :: else fi
+}
+
 /* crash: volatile state is lost (reset here already, to keep states few) */
-inline CRASH(i) {
+inline CRASH(i, a, b) {
 	d_step {
 		up[i] && crashes < MAXCRASH ->
 		up[i] = 0; crashes++;
+		CUT(i, a, b);
 		phase[i] = 0; contact[i] = 0; lease[i] = 0;
 #ifndef WITNESS_LSN_DURABLE
 		heard[i] = 0;
@@ -319,7 +337,10 @@ inline HB_DELIVER(s, d) {
 			if
 			:: !DATA(d) ->
 				if :: HB_LSN(LNK(s,d)) > heard[d] -> heard[d] = HB_LSN(LNK(s,d)) :: else fi;
+#ifndef WITNESS_LSN_DURABLE
 				if :: HB_LSN(LNK(s,d)) > w_seen -> w_seen = HB_LSN(LNK(s,d)) :: else fi
+#endif
+				skip
 			:: else
 			fi;
 			PUT(hr[LNK(d,s)], 1 | (term[d] << 1) | (1 << 3) | (HB_LREM(LNK(s,d)) << 4))
@@ -351,14 +372,14 @@ inline HR_DELIVER(d, s) {
 }
 
 /* §3.2 request_vote s -> d */
-inline VQ_DELIVER(s, d) {
+inline VQ_DELIVER(s, d, refuse) {
 	d_step {
 		vq[LNK(s,d)] && up[d] ->
 		printf("n%d <- n%d request_vote pre %d term %d lsn %d", d, s, VQ_PRE(LNK(s,d)), VQ_TERM(LNK(s,d)), VQ_LSN(LNK(s,d)));
 		if
 		:: VQ_PRE(LNK(s,d)) ->                  /* pre-vote: changes nothing */
 			if
-			:: VQ_TERM(LNK(s,d)) >= term[d] &&                       /* V1 */
+			:: !refuse && VQ_TERM(LNK(s,d)) >= term[d] &&            /* V1 */
 			      contact[d] >= FIRE &&                              /* V3 */
 			      (!DATA(d) || VQ_LSN(LNK(s,d)) >= lsn[d]) &&        /* V4 */
 			      (DATA(d) || VQ_LSN(LNK(s,d)) >= heard[d]) ->       /* V5 */
@@ -367,14 +388,16 @@ inline VQ_DELIVER(s, d) {
 			fi;
 			if
 			:: g || term[d] >= VQ_TERM(LNK(s,d)) ->
+				/* a voter term below the candidate's cannot matter to it */
 				PUT(vr[LNK(d,s)], 1 | (1 << 1) | (VQ_TERM(LNK(s,d)) << 2) |
-				                  (term[d] << 4) | (g << 6))
+				    ((term[d] >= VQ_TERM(LNK(s,d)) -> term[d] : VQ_TERM(LNK(s,d)) - 1) << 4) |
+				    (g << 6))
 			:: else                         /* a refusal that tells nothing new */
 			fi
 		:: else ->
 			ADOPT(d, VQ_TERM(LNK(s,d)));                            /* V1 */
 			if
-			:: VQ_TERM(LNK(s,d)) == term[d] &&
+			:: !refuse && VQ_TERM(LNK(s,d)) == term[d] &&
 			      (voted[d] == NONE || voted[d] == s) &&             /* V2 */
 			      contact[d] >= FIRE &&                              /* V3 */
 			      (!DATA(d) || VQ_LSN(LNK(s,d)) >= lsn[d]) &&        /* V4 */
@@ -442,7 +465,6 @@ inline VR_DELIVER(d, s) {
 /* the actions of data node i (peers a, b) */
 #define NODE(i, a, b) \
 	:: STAND(i) \
-	:: GIVE_UP(i) \
 	:: SEND_VQ(i, a) \
 	:: SEND_VQ(i, b) \
 	:: SEND_HB(i, a) \
@@ -451,20 +473,29 @@ inline VR_DELIVER(d, s) {
 	:: CATCH_UP(i, a) \
 	:: CATCH_UP(i, b) \
 	REJOIN_ACTIONS(i, a, b) \
-	:: CRASH(i) \
+	:: CRASH(i, a, b) \
 	:: RESTART(i)
 
 #ifdef NOREJOIN
 #define REJOIN_ACTIONS(i, a, b)
 #else
-#define REJOIN_ACTIONS(i, a, b) :: REJOIN(i, a) :: REJOIN(i, b)
+#define REJOIN_ACTIONS(i, a, b) :: REJOIN(i, a, b) :: REJOIN(i, b, a)
+#endif
+
+/* MAXLSN = 0: no LSNs at all; V4 and V5 then become "the voter may
+ * refuse", an over-approximation of every LSN history (for P1, P2) */
+#if MAXLSN == 0
+#define VQ_REFUSED(s, d) :: VQ_DELIVER(s, d, 1)
+#else
+#define VQ_REFUSED(s, d)
 #endif
 
 /* delivery and loss on the link s -> d */
 #define LINK(s, d) \
 	:: HB_DELIVER(s, d) \
 	:: HR_DELIVER(s, d) \
-	:: VQ_DELIVER(s, d) \
+	:: VQ_DELIVER(s, d, 0) \
+	VQ_REFUSED(s, d) \
 	:: VR_DELIVER(s, d) \
 	:: d_step { hb[LNK(s,d)] -> TAKE(hb[LNK(s,d)]); printf("lost: heartbeat n%d -> n%d", s, d); SHOW() } \
 	:: d_step { hr[LNK(s,d)] -> TAKE(hr[LNK(s,d)]); printf("lost: heartbeat reply n%d -> n%d", s, d); SHOW() } \
@@ -481,7 +512,7 @@ active proctype cluster()
 #ifdef THREE_DATA
 	NODE(2, 0, 1)
 #else
-	:: CRASH(2)              /* the witness only votes and acknowledges */
+	:: CRASH(2, 0, 1)        /* the witness only votes and acknowledges */
 	:: RESTART(2)
 #endif
 	LINK(0, 1)

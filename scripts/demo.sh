@@ -5,10 +5,15 @@
 #
 #   demo   (default) install packages, build and install pg_cluster, create
 #          a fresh 3-node cluster (n1 primary, n2 and n3 streaming standbys),
-#          show its views, stop and restart n3 to show fault detection, and
-#          leave the cluster running.  An earlier demo cluster is replaced.
-#   start  start the existing demo cluster again (after "stop").
-#   stop   stop the three servers (pg_ctl -m fast); the data stays.
+#          show its views, stop and restart n3 to show fault detection,
+#          kill the primary (kill -9 of the whole instance) while a client
+#          writes, to show a failover, restart the old primary (it comes
+#          back fenced), and leave the cluster running.  An earlier demo
+#          cluster is replaced.
+#   start  start the existing demo cluster again (after "stop"), primaries
+#          first, whichever node is the primary now.
+#   stop   stop the three servers (pg_ctl -m fast), standbys first; the
+#          data stays.
 #   clean  stop the servers and remove the demo directory.
 #
 #   --no-deps   do not install Debian packages (still build and install)
@@ -250,18 +255,73 @@ cluster_running_nodes() {
 	done
 }
 
-# cluster_stop: stops every node that runs, standbys first.
-cluster_stop() {
-	local i
+# node_is_standby NODE: NODE's data directory is a standby's (it has
+# standby.signal; a promotion removes it).  Works whether NODE runs or not.
+node_is_standby() {
+	[ -f "$(node_data "$1")/standby.signal" ]
+}
+
+# cluster_nodes_standbys_first: the nodes, standbys first (in reverse
+# order), then the primaries (after a failover there may be two: the
+# leader and a fenced old primary).
+cluster_nodes_standbys_first() {
+	local i node
 	for ((i = ${#cluster_nodes[@]} - 1; i >= 0; i--)); do
-		node_stop "${cluster_nodes[$i]}"
+		node=${cluster_nodes[$i]}
+		if node_is_standby "$node"; then echo "$node"; fi
+	done
+	for ((i = ${#cluster_nodes[@]} - 1; i >= 0; i--)); do
+		node=${cluster_nodes[$i]}
+		if ! node_is_standby "$node"; then echo "$node"; fi
 	done
 }
 
+# cluster_stop: stops every node that runs, standbys first, so no standby
+# sees its primary go away and stands for election meanwhile.
+cluster_stop() {
+	local node
+	for node in $(cluster_nodes_standbys_first); do
+		node_stop "$node"
+	done
+}
+
+# cluster_start: starts every node that does not run, primaries first
+# (whichever nodes are primaries now), so no standby waits for a primary
+# longer than the failover timeout and stands for election.
 cluster_start() {
 	local node
 	for node in "${cluster_nodes[@]}"; do
+		node_is_standby "$node" || node_is_running "$node" || node_start "$node"
+	done
+	for node in "${cluster_nodes[@]}"; do
 		node_is_running "$node" || node_start "$node"
+	done
+}
+
+# node_kill_instance NODE: a crash of the whole instance: SIGKILL of the
+# postmaster and of all its children at the same moment.  PostgreSQL's
+# children call setsid(), so a kill of the process group would miss them;
+# the postmaster is stopped (SIGSTOP) first so it forks no child between
+# the listing and the kill.  Sets killed_at (now() right after the kill:
+# whatever a client got from NODE before it was sent before the kill) and
+# killed_count (how many processes), then waits until every one is gone.
+node_kill_instance() {
+	local pm pids pid deadline
+	pm=$(head -n 1 "$(node_data "$1")/postmaster.pid" 2>/dev/null) || true
+	[ -n "$pm" ] && kill -0 "$pm" 2>/dev/null || die "$1 does not run"
+	kill -STOP "$pm"
+	pids="$pm $(ps -o pid= --ppid "$pm" | tr '\n' ' ')"
+	# shellcheck disable=SC2086
+	kill -KILL $pids
+	killed_at=$(now)
+	killed_count=$(wc -w <<<"$pids")
+	deadline=$(($(date +%s) + cluster_wait_timeout))
+	for pid in $pids; do
+		# gone, or a zombie its new parent has not reaped yet
+		while kill -0 "$pid" 2>/dev/null && [[ "$(ps -o stat= -p "$pid" 2>/dev/null)" != Z* ]]; do
+			[ "$(date +%s)" -lt "$deadline" ] || die "process $pid of $1 survives SIGKILL"
+			sleep 0.01
+		done
 	done
 }
 
@@ -534,6 +594,209 @@ demo_fault() {
 	show_events n1 3
 }
 
+# compact_error TEXT: a libpq or server error on one line; a failed
+# multi-host connection as "port: reason" per host, e.g. "54321: Connection
+# refused; 54322: session is read-only".
+compact_error() {
+	local hosts
+	hosts=$(sed -n -E 's/.*port ([0-9]+) failed: (.*)/\1: \2/p' <<<"$1" | paste -sd ';' | sed 's/;/; /g')
+	if [ -n "$hosts" ]; then
+		echo "$hosts"
+	else
+		head -n 1 <<<"$1" | cut -c 1-150
+	fi
+}
+
+# demo_writer URI COUNT LOG: a client that inserts a row into demo_writes
+# through the multi-host URI every 100 ms, COUNT times, with a new psql
+# (and connection) each time, and logs per attempt "EPOCH ok ID" or
+# "EPOCH fail ID MESSAGE" (EPOCH: when psql returned).
+demo_writer() {
+	local uri=$1 count=$2 log=$3 i out
+	for ((i = 1; i <= count; i++)); do
+		if out=$("$PG_BINDIR/psql" -X -q -At -U postgres -d "$uri" -v ON_ERROR_STOP=1 \
+			-c "INSERT INTO demo_writes (id, at) VALUES ($i, clock_timestamp()) RETURNING id" 2>&1); then
+			printf '%s ok %s\n' "$(now)" "$i"
+		else
+			printf '%s fail %s %s\n' "$(now)" "$i" "$(compact_error "$out")"
+		fi >>"$log"
+		sleep 0.1
+	done
+}
+
+# count_ok LOG: the writes LOG records as acknowledged.
+count_ok() {
+	awk '$2 == "ok"' "$1" | wc -l
+}
+
+# new_leader OLD: a node other than OLD that says it is the leader and is
+# not fenced; fails if there is none.
+new_leader() {
+	local node
+	for node in $(cluster_running_nodes); do
+		[ "$node" != "$1" ] || continue
+		if [ "$(node_value "$node" "SELECT state = 'leader' AND NOT fenced FROM pg_cluster.status" 2>/dev/null)" = t ]; then
+			echo "$node"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# node_fenced_under NODE LEADER: NODE says it is fenced and LEADER leads.
+node_fenced_under() {
+	[ "$(node_value "$1" "SELECT state = 'fenced' AND fenced AND leader = '$2' FROM pg_cluster.status")" = t ]
+}
+
+# event_offset NODE T0 SQL-CONDITION: seconds from the epoch T0 to the
+# first event of NODE since T0 that matches the condition (3 decimals).
+event_offset() {
+	node_value "$1" "SELECT round((extract(epoch FROM min(event_time)) - $2)::numeric, 3)
+		FROM pg_cluster.events WHERE event_time >= to_timestamp($2) AND ($3)"
+}
+
+demo_failover() {
+	local old new t_kill t_leader uri log writer_pid node deadline others=()
+	local rows last_before first_after landed
+
+	old=$(cluster_wait_leader)
+	section "Failover: the primary, $old, crashes while a client writes"
+	note "the leader now is $old:"
+	query_nodes "SELECT node_name, role, state, term, leader, fenced, timeline FROM pg_cluster.status" \
+		"${cluster_nodes[@]}"
+	for node in "${cluster_nodes[@]}"; do
+		[ "$node" = "$old" ] || others+=("$node")
+	done
+
+	uri=$(node_value "$old" "SELECT pg_cluster.connection_uri()")
+	node_psql "$old" -c "CREATE TABLE demo_writes (id int PRIMARY KEY, at timestamptz NOT NULL)"
+	log=$cluster_dir/demo_writer.log
+	: >"$log"
+	echo
+	echo "A client inserts a row (id, clock_timestamp()) into demo_writes every 100 ms,"
+	echo "100 times, with a new psql each time, through the multi-host URI:"
+	echo "    $uri"
+	demo_writer "$uri" 100 "$log" &
+	writer_pid=$!
+	deadline=$(($(date +%s) + cluster_wait_timeout))
+	until [ "$(count_ok "$log")" -ge 15 ]; do
+		[ "$(date +%s)" -lt "$deadline" ] || die "the client could not write (see $log)"
+		kill -0 "$writer_pid" 2>/dev/null || die "the client stopped (see $log)"
+		sleep 0.05
+	done
+
+	node_kill_instance "$old"
+	t_kill=$killed_at
+	note "$(date -d "@$t_kill" +%T.%3N): kill -9 of $old's postmaster and its $((killed_count - 1)) children" \
+		"(after $(count_ok "$log") acknowledged writes)"
+
+	note "waiting for ${others[*]} to elect a new leader that accepts commits..."
+	deadline=$(($(date +%s) + cluster_wait_timeout))
+	until new=$(new_leader "$old"); do
+		if [ "$(date +%s)" -ge "$deadline" ]; then
+			echo "no new leader $cluster_wait_timeout s after the kill" >&2
+			cluster_diagnostics >&2
+			exit 1
+		fi
+		sleep 0.05
+	done
+	t_leader=$(now)
+	note "$new is the leader, not fenced, $(elapsed "$t_kill" "$t_leader") s after the kill (polled every 50 ms)"
+	note "from $new's events: elected $(event_offset "$new" "$t_kill" "kind = 'elected'") s," \
+		"promoted (state leader) $(event_offset "$new" "$t_kill" "kind = 'state_changed' AND detail LIKE '%-> leader%'") s after the kill"
+
+	echo
+	show_nodes "$new"
+	echo "pg_cluster.events since the kill on ${others[*]} (seconds after the kill):"
+	query_nodes "SELECT round((extract(epoch FROM event_time) - $t_kill)::numeric, 3) AS after_kill_s,
+			current_setting('pg_cluster.node_name') AS on_node, term, node_name, kind, $(one_line detail) AS detail
+		FROM pg_cluster.events WHERE event_time >= to_timestamp($t_kill) ORDER BY seq" "${others[@]}"
+	for node in "${others[@]}"; do
+		[ "$node" != "$new" ] || continue
+		echo "$node streams from the new primary (primary_conninfo set by pg_cluster, ALTER SYSTEM + reload):"
+		wait_until "$node to stream from $new" node_streams_from "$node" "$new"
+		node_psql "$node" -c "SELECT '$node' AS standby, sender_host, sender_port, status, received_tli AS timeline FROM pg_stat_wal_receiver"
+	done
+
+	section "What the client saw"
+	note "waiting for the client to finish its 100 writes..."
+	wait "$writer_pid" || true
+	read -r last_before first_after < <(awk -v k="$t_kill" '
+		$2 == "ok" && $1 < k { last = $1 }
+		$2 == "ok" && $1 > k && first == "" { first = $1 }
+		END { print last, first }' "$log")
+	[ -n "$last_before" ] && [ -n "$first_after" ] || die "no write before or after the kill (see $log)"
+	echo "The client's log around the kill ($log; times: when psql returned):"
+	awk -v a="$last_before" -v b="$first_after" -v k="$t_kill" '
+		$1 >= a && $1 <= b {
+			if (!killed && $1 > k) { lines[++n] = k " ---- kill -9 of the primary"; killed = 1 }
+			lines[++n] = $0
+		}
+		END {
+			# the first 5 lines and the last 3
+			for (i = 1; i <= n; i++)
+				if (i <= 5 || i > n - 3) print lines[i]
+				else if (i == 6) print "- ...  (" n - 8 " more)"
+		}' "$log" | while read -r t rest; do
+		if [ "$t" = - ]; then
+			printf '    %-12s  %s\n' "" "$rest"
+		else
+			printf '    %s  %s\n' "$(date -d "@$t" +%T.%3N)" "$rest"
+		fi
+	done
+	note "write gap: $(elapsed "$last_before" "$first_after") s from the last acknowledged write before the kill to the first after it"
+	note "$(awk -v a="$last_before" -v b="$first_after" '$2 == "fail" && $1 > a && $1 < b' "$log" | wc -l) attempts failed in between; by message:"
+	awk -v a="$last_before" -v b="$first_after" '$2 == "fail" && $1 > a && $1 < b {
+			$1 = $2 = $3 = ""; sub(/^ +/, ""); print }' "$log" | sort | uniq -c | sort -rn | head -n 5 |
+		sed 's/^/      /'
+	rows=$(node_value "$new" "SELECT count(*) FROM demo_writes")
+	awk '$2 == "ok" { print $3 }' "$log" >"$cluster_dir/demo_acked.ids"
+	node_value "$new" "SELECT id FROM demo_writes" >"$cluster_dir/demo_table.ids"
+	note "$(wc -l <"$cluster_dir/demo_acked.ids") writes acknowledged in all; demo_writes on $new has $rows rows;" \
+		"acknowledged but missing on $new: $(awk 'NR == FNR { seen[$0] = 1; next } !($0 in seen)' \
+			"$cluster_dir/demo_table.ids" "$cluster_dir/demo_acked.ids" | wc -l)"
+	note "(replication is asynchronous: a write acknowledged by $old just before the crash and not yet"
+	note " streamed would be lost; pg_cluster does not add synchronous replication)"
+
+	section "The old primary, $old, restarts (pg_ctl start): it comes back fenced"
+	note "(pg_ctl may warn about the postmaster.pid the crash left behind)"
+	node_start "$old" 2>&1
+	wait_until "$old to come back fenced, naming $new the leader" node_fenced_under "$old" "$new"
+	query_nodes "SELECT node_name, role, state, term, leader, fenced, timeline, has_quorum FROM pg_cluster.status" \
+		"${cluster_nodes[@]}"
+	echo "A write on $old is refused:"
+	echo "    \$ psql -h $cluster_dir -p $(node_port "$old") -c \"INSERT INTO demo_writes VALUES (0, now())\""
+	node_psql "$old" -c "INSERT INTO demo_writes VALUES (0, now())" 2>&1 | sed 's/^/    /' || true
+	note "reads work: SELECT count(*) FROM demo_writes on $old gives $(node_value "$old" "SELECT count(*) FROM demo_writes")" \
+		"(its own timeline ended at the crash)"
+	landed=$(uri_lands "$uri" || true)
+	echo "Where the read-write URI lands now: ${landed:-nowhere}"
+	if [ "$landed" = "$old" ]; then
+		note "Caution: target_session_attrs=read-write does not skip $old: it is not in recovery and"
+		note "not read-only, so libpq keeps the first host that answers, $old, whose commits are refused:"
+		"$PG_BINDIR/psql" -X -q -U postgres -d "$uri" -c "INSERT INTO demo_writes VALUES (0, now())" 2>&1 |
+			head -n 1 | sed 's/^/        /' || true
+		note "Clients of the URI cannot write until $old is stopped or rebuilt as a standby."
+	fi
+	echo
+	note "Note: $old stays up, fenced: it refuses every write."
+	note "Turning it into a standby of $new (pg_rewind when needed, standby.signal, restart) is"
+	note "the job of the supervisor pg_cluster_ctl, coming in a later version, which will do it"
+	note "automatically; for now it refuses writes and an operator may rebuild it by hand."
+	new=$(cluster_wait_leader)
+	note "all nodes agree: the leader is $new"
+}
+
+# uri_lands URI: the node a session opened with URI is connected to.
+uri_lands() {
+	"$PG_BINDIR/psql" -X -At -U postgres -d "$1" -c "SELECT current_setting('pg_cluster.node_name')" 2>/dev/null
+}
+
+# node_streams_from NODE PRIMARY: NODE's WAL receiver streams from PRIMARY.
+node_streams_from() {
+	[ "$(node_value "$1" "SELECT sender_port = $(node_port "$2") AND status = 'streaming' FROM pg_stat_wal_receiver")" = t ]
+}
+
 # demo_command: how to run this script again on the same cluster.
 demo_command() {
 	local env=""
@@ -543,7 +806,7 @@ demo_command() {
 }
 
 demo_instructions() {
-	local uri node
+	local uri node landed
 	uri=$(node_value n1 "SELECT pg_cluster.connection_uri()")
 	section "The demo cluster is running"
 	cat <<EOF
@@ -554,12 +817,23 @@ EOF
 	for node in "${cluster_nodes[@]}"; do
 		printf '    psql -h %s -p %s -U postgres      # %s, %s\n' "$cluster_dir" \
 			"$(node_port "$node")" "$node" \
-			"$(node_value "$node" "SELECT role FROM pg_cluster.status")"
+			"$(node_value "$node" "SELECT role || CASE WHEN fenced THEN ', fenced: refuses writes' ELSE '' END FROM pg_cluster.status")"
 	done
 	cat <<EOF
 
 Connect to whichever node is the primary (libpq multi-host URI):
     psql -U postgres '$uri'
+EOF
+	landed=$(uri_lands "$uri" || true)
+	if [ -n "$landed" ] &&
+		[ "$(node_value "$landed" "SELECT fenced FROM pg_cluster.status")" = t ]; then
+		cat <<EOF
+  (Caution: today it lands on $landed, a fenced old primary that refuses
+   commits: read-write does not skip it.  Stop $landed to write through it:
+   $([ "$(id -u)" != 0 ] || echo "runuser -u $(pgc_runner) -- ")$(printf '%q ' "$PG_BINDIR/pg_ctl" -D "$(node_data "$landed")" stop | sed 's/ $//'))
+EOF
+	fi
+	cat <<EOF
 
 Then try:
     TABLE pg_cluster.nodes;   TABLE pg_cluster.status;   TABLE pg_cluster.events;
@@ -572,9 +846,8 @@ Stop it and remove everything:       $(demo_command) clean
 EOF
 }
 
-# The steps of "demo", in order.  A later step (failover) goes before
-# demo_instructions.
-demo_steps=(demo_build demo_create demo_show demo_fault demo_instructions)
+# The steps of "demo", in order.
+demo_steps=(demo_build demo_create demo_show demo_fault demo_failover demo_instructions)
 
 cmd_demo() {
 	local step

@@ -25,13 +25,15 @@ fi
 pgc_build_and_install
 
 workdir=$(pgc_unprivileged_copy)
-trap 'rm -rf "$workdir"' EXIT
+# keep the servers' logs of a failed run for a post-mortem
+trap 'if [ "${status:-1}" = 0 ]; then rm -rf "$workdir"; else echo "logs kept in $workdir/tmp_check/log"; fi' EXIT
 
-status=0
+status=1
+failed=0
 echo "=== pg_regress: one-node SQL surface"
 if ! pgc_as_runner "cd '$workdir' && make installcheck PG_CONFIG=$PG_CONFIG"; then
 	cat "$workdir"/regression.diffs 2>/dev/null || true
-	status=1
+	failed=1
 fi
 
 echo "=== TAP: multi-node behaviour"
@@ -42,9 +44,10 @@ if ! pgc_as_runner "cd '$workdir' && make tapcheck PG_CONFIG=$PG_CONFIG ${tap_te
 		echo "----- tail of $log"
 		tail -n 60 "$log"
 	done
-	status=1
+	failed=1
 fi
 
+status=$failed
 if [ $status = 0 ]; then
 	echo "All pg_cluster tests passed."
 else

@@ -25,14 +25,49 @@
 #include "pg_cluster.h"
 
 /*
+ * PgClusterLoadDurableLocked (re)reads the state file into shared memory;
+ * a missing file starts a new one at term 0.  The caller holds
+ * durable_lock exclusively; errbuf receives the reason of a CORRUPT result.
+ */
+PgClusterStateFileResult
+PgClusterLoadDurableLocked(char *errbuf, size_t errlen)
+{
+	PgClusterDurableState loaded;
+	PgClusterStateFileResult result;
+
+	Assert(LWLockHeldByMeInMode(PgClusterShmem->durable_lock, LW_EXCLUSIVE));
+
+	result = PgClusterReadStateFile(&loaded, errbuf, errlen);
+	switch (result)
+	{
+		case PGC_STATE_FILE_OK:
+			PgClusterShmem->durable = loaded;
+			PgClusterShmem->durable_loaded = true;
+			PgClusterShmem->durable_corrupt = false;
+			break;
+		case PGC_STATE_FILE_MISSING:
+			memset(&loaded, 0, sizeof(loaded));
+			PgClusterPersistLocked(&loaded);
+			PgClusterShmem->durable_corrupt = false;
+			PgClusterRecordEvent("state_file_created", NULL,
+								 "created pg_cluster.state at term 0");
+			break;
+		case PGC_STATE_FILE_CORRUPT:
+			PgClusterShmem->durable_loaded = false;
+			PgClusterShmem->durable_corrupt = true;
+			break;
+	}
+	return result;
+}
+
+/*
  * PgClusterEnsureDurableLoaded makes sure the shared copy of the durable
- * state is loaded, loading it (or creating it at term 0) if no process did
- * yet.  Returns false while the file is damaged.
+ * state is loaded, loading it if no process did yet.  Returns false while
+ * the file is damaged.
  */
 bool
 PgClusterEnsureDurableLoaded(void)
 {
-	PgClusterDurableState loaded;
 	char		errbuf[512];
 	bool		usable;
 
@@ -43,25 +78,8 @@ PgClusterEnsureDurableLoaded(void)
 		return true;
 
 	LWLockAcquire(PgClusterShmem->durable_lock, LW_EXCLUSIVE);
-	if (!PgClusterShmem->durable_loaded)
-	{
-		switch (PgClusterReadStateFile(&loaded, errbuf, sizeof(errbuf)))
-		{
-			case PGC_STATE_FILE_OK:
-				PgClusterShmem->durable = loaded;
-				PgClusterShmem->durable_loaded = true;
-				PgClusterShmem->durable_corrupt = false;
-				break;
-			case PGC_STATE_FILE_MISSING:
-				memset(&loaded, 0, sizeof(loaded));
-				PgClusterPersistLocked(&loaded);
-				PgClusterShmem->durable_corrupt = false;
-				break;
-			case PGC_STATE_FILE_CORRUPT:
-				PgClusterShmem->durable_corrupt = true;
-				break;
-		}
-	}
+	if (!PgClusterShmem->durable_loaded && !PgClusterShmem->durable_corrupt)
+		(void) PgClusterLoadDurableLocked(errbuf, sizeof(errbuf));
 	usable = PgClusterShmem->durable_loaded;
 	LWLockRelease(PgClusterShmem->durable_lock);
 	return usable;

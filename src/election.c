@@ -246,8 +246,9 @@ ElectionInProgress(void)
 }
 
 /*
- * BetterCandidateVisible says whether a reachable data peer with a positive
- * priority has more WAL than we do: it should go first.
+ * BetterCandidateVisible says whether a reachable peer should go first: a
+ * standby with more WAL than ours, or a primary with at least as much (it
+ * can take office again without a promotion, e.g. after stepping down).
  */
 static bool
 BetterCandidateVisible(TimeLineID tli, XLogRecPtr lsn)
@@ -259,9 +260,13 @@ BetterCandidateVisible(TimeLineID tli, XLogRecPtr lsn)
 	{
 		PgClusterNodeEntry *e = &PgClusterShmem->nodes[i];
 
-		if (!e->is_self && e->reachable && e->view_valid &&
-			e->view.role == PGC_ROLE_STANDBY &&
-			CompareProgress(e->view.timeline, e->view.lsn, tli, lsn) > 0)
+		int			cmp;
+
+		if (e->is_self || !e->reachable || !e->view_valid)
+			continue;
+		cmp = CompareProgress(e->view.timeline, e->view.lsn, tli, lsn);
+		if ((e->view.role == PGC_ROLE_STANDBY && cmp > 0) ||
+			(e->view.role == PGC_ROLE_PRIMARY && cmp >= 0))
 			better = true;
 	}
 	LWLockRelease(PgClusterShmem->lock);

@@ -267,6 +267,7 @@ extern PgClusterStateFileResult PgClusterReadStateFile(PgClusterDurableState *st
 extern void PgClusterWriteStateFile(const PgClusterDurableState *state);
 
 /* durable.c */
+extern PgClusterStateFileResult PgClusterLoadDurableLocked(char *errbuf, size_t errlen);
 extern bool PgClusterEnsureDurableLoaded(void);
 extern void PgClusterPersistLocked(const PgClusterDurableState *next);
 extern bool PgClusterAdoptTerm(uint64 term, const char *from);

@@ -172,39 +172,20 @@ CurrentStateRule(void)
 static void
 LoadDurableState(void)
 {
-	PgClusterDurableState loaded;
+	static bool corrupt_reported = false;
 	char		errbuf[512];
 	PgClusterStateFileResult result;
-	bool		report;
 
 	LWLockAcquire(PgClusterShmem->durable_lock, LW_EXCLUSIVE);
-	report = !PgClusterShmem->durable_corrupt;
-	result = PgClusterReadStateFile(&loaded, errbuf, sizeof(errbuf));
-	switch (result)
-	{
-		case PGC_STATE_FILE_OK:
-			PgClusterShmem->durable = loaded;
-			PgClusterShmem->durable_loaded = true;
-			PgClusterShmem->durable_corrupt = false;
-			break;
-		case PGC_STATE_FILE_MISSING:
-			memset(&loaded, 0, sizeof(loaded));
-			PgClusterPersistLocked(&loaded);
-			PgClusterShmem->durable_corrupt = false;
-			break;
-		case PGC_STATE_FILE_CORRUPT:
-			PgClusterShmem->durable_loaded = false;
-			PgClusterShmem->durable_corrupt = true;
-			break;
-	}
+	result = PgClusterLoadDurableLocked(errbuf, sizeof(errbuf));
 	LWLockRelease(PgClusterShmem->durable_lock);
 
 	durable_state_usable = (result != PGC_STATE_FILE_CORRUPT);
-	if (result == PGC_STATE_FILE_MISSING)
-		PgClusterRecordEvent("state_file_created", NULL,
-							 "created pg_cluster.state at term 0");
-	if (result == PGC_STATE_FILE_CORRUPT && report)
+	if (result != PGC_STATE_FILE_CORRUPT)
+		corrupt_reported = false;
+	else if (!corrupt_reported)
 	{
+		corrupt_reported = true;
 		ereport(WARNING,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("pg_cluster: durable state is unusable: %s", errbuf),
