@@ -137,7 +137,7 @@ diff_ms() {
 one_run() {
 	local setting=$1 run=$2 old new uri log t_start t_kill node others=()
 	local last_before first_after first_port gap elected leader detected t
-	local acked lost late attempts fails deadline first_write
+	local acked lost late attempts fails deadline first_write term
 
 	cluster_heartbeat_interval=${setting%/*}
 	cluster_failover_timeout=${setting#*/}
@@ -203,12 +203,21 @@ one_run() {
 		echo "    note: the first write after the kill went to port $first_port, the leader is $new" >&2
 
 	first_write=$(diff_ms "$t_kill" "$first_after")
-	printf '%s %s %s %s %s %s %s %s %s %s %s %s %s\n' "$setting" "$run" "$gap" "$detected" "$elected" \
-		"$leader" "$lost" "$late" "$acked" "$fails" "$new" "$attempts" "$first_write" >>"$samples"
+	term=$(node_value "$new" "SELECT term FROM pg_cluster.status")
+	printf '%s %s %s %s %s %s %s %s %s %s %s %s %s %s\n' "$setting" "$run" "$gap" "$detected" "$elected" \
+		"$leader" "$lost" "$late" "$acked" "$fails" "$new" "$attempts" "$first_write" "$term" >>"$samples"
 	printf '    run %d: write gap %s ms; kill -> detected %s ms, elected %s ms, leader %s ms, first write %s ms; winner %s;' \
-		"$run" "$gap" "$detected" "$elected" "$leader" "$first_write" "$new"
+		"$run" "$gap" "$detected" "$elected" "$leader" "$first_write" "$new ($term)"
 	printf ' %s acknowledged, %s lost, %s failed in the gap, %s failed but committed\n' \
 		"$acked" "$lost" "$fails" "$late"
+	if [ "$term" != 2 ]; then
+		echo "    more than one election (term $term); the survivors' events since the kill:"
+		for node in "${others[@]}"; do
+			node_psql "$node" -At -F ' ' -c "SELECT '      $node', round((extract(epoch FROM event_time) - $t_kill)::numeric, 3),
+					term, node_name, kind, left(regexp_replace(detail, '\s+', ' ', 'g'), 100)
+				FROM pg_cluster.events WHERE event_time >= to_timestamp($t_kill) ORDER BY seq"
+		done
+	fi
 	# keep the failures of this run for the report
 	awk -v a="${last_before:-0}" -v b="${first_after:-0}" '$1 == "fail" && $3 >= a && $3 <= b {
 			$1 = $2 = $3 = $4 = ""; sub(/^ +/, ""); print }' "$log" |
@@ -247,9 +256,9 @@ setting_report() {
 	cat <<EOF
 ## heartbeat_interval $hb, failover_timeout $ft
 
-| run | write gap, ms | kill → detected, ms | kill → elected, ms | kill → leader, ms | kill → first write, ms | acknowledged | lost | failed but committed | winner |
+| run | write gap, ms | kill → detected, ms | kill → elected, ms | kill → leader, ms | kill → first write, ms | acknowledged | lost | failed but committed | winner (term) |
 |---:|---:|---:|---:|---:|---:|---:|---:|---:|---|
-$(awk -v s="$setting" '$1 == s { printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $2, $3, $4, $5, $6, $13, $9, $7, $8, $11 }' "$samples")
+$(awk -v s="$setting" '$1 == s { printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s (%s) |\n", $2, $3, $4, $5, $6, $13, $9, $7, $8, $11, $14 }' "$samples")
 
 | metric ($RUNS runs) | median | min | max |
 |---|---:|---:|---:|
@@ -298,6 +307,8 @@ goes on for $AFTER_KILL s.
 - **lost**: ids the client got acknowledged that the new primary lacks.
 - **failed but committed**: ids whose INSERT returned an error (e.g. the
   connection broke) but are in the table.
+- **winner (term)**: the new leader and its term (2 when the first election
+  after the kill succeeded).
 
 - date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $commit
 - PostgreSQL $(node_value "$(cluster_running_nodes | head -n 1)" "SHOW server_version"); kernel $(uname -r); $(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)

@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "access/timeline.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlogrecovery.h"
@@ -147,6 +148,40 @@ FollowLeader(void)
 	}
 	strlcpy(followed_leader, leader, PGC_NAME_LEN);
 	pfree(conninfo);
+}
+
+/*
+ * StandbyNeedsRewind says whether this standby cannot follow the leader's
+ * timeline because its WAL goes past the point where that timeline forked
+ * off its own (an old primary, or a standby that was ahead of the winner).
+ * It needs the new timeline's history file, which the WAL receiver fetches
+ * when it connects to the leader; until then the answer is "no".
+ */
+bool
+StandbyNeedsRewind(void)
+{
+	TimeLineID	leader_tli;
+	TimeLineID	own_tli;
+	XLogRecPtr	own_lsn;
+	List	   *history;
+	XLogRecPtr	fork;
+
+	if (PgClusterNodeKindSetting != PGC_NODE_DATA || !RecoveryInProgress())
+		return false;
+	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
+	leader_tli = PgClusterShmem->leader[0] ? PgClusterShmem->leader_timeline : 0;
+	LWLockRelease(PgClusterShmem->lock);
+
+	own_lsn = PgClusterLocalLsn(&own_tli);
+	if (leader_tli <= own_tli || !existsTimeLineHistory(leader_tli))
+		return false;
+
+	history = readTimeLineHistory(leader_tli);
+	if (!tliInHistory(own_tli, history))
+		return true;			/* our timeline is not an ancestor at all */
+	fork = tliSwitchPoint(own_tli, history, NULL);
+	list_free_deep(history);
+	return own_lsn > fork;
 }
 
 /*

@@ -81,6 +81,7 @@ typedef enum PgClusterWorkerState
 	PGC_STATE_FENCED,			/* primary without a valid lease */
 	PGC_STATE_CANDIDATE,		/* running an election */
 	PGC_STATE_PROMOTING,		/* won, waiting for recovery to end */
+	PGC_STATE_NEEDS_REWIND,		/* standby ahead of the leader's fork point */
 	PGC_STATE_STREAMING,		/* standby with a live WAL receiver */
 	PGC_STATE_NOT_STREAMING,	/* standby without a WAL receiver */
 	PGC_STATE_WITNESS			/* witness node, votes only */

@@ -46,6 +46,7 @@ static const char *const state_names[] = {
 	[PGC_STATE_FENCED] = "fenced",
 	[PGC_STATE_CANDIDATE] = "candidate",
 	[PGC_STATE_PROMOTING] = "promoting",
+	[PGC_STATE_NEEDS_REWIND] = "needs_rewind",
 	[PGC_STATE_STREAMING] = "streaming",
 	[PGC_STATE_NOT_STREAMING] = "not_streaming",
 	[PGC_STATE_WITNESS] = "witness",

@@ -49,6 +49,9 @@
 
 static bool durable_state_usable = false;
 
+/* set at each tick by StandbyNeedsRewind() (a file read only when relevant) */
+static bool needs_rewind = false;
+
 /* what PublishLocalState last published, to log and hook on changes */
 static char published_leader[PGC_NAME_LEN] = "";
 static uint64 primary_hook_term = 0;
@@ -129,6 +132,12 @@ IsPrimary(void)
 }
 
 static bool
+NeedsRewind(void)
+{
+	return needs_rewind;
+}
+
+static bool
 IsStreaming(void)
 {
 	return WalRcvStreaming();
@@ -149,6 +158,7 @@ static const WorkerStateRule worker_state_rules[] = {
 	{IsBootstrapping, PGC_STATE_BOOTSTRAPPING, "primary of a cluster that has had no leader yet"},
 	{IsLeaseHolder, PGC_STATE_LEADER, "leader holding a lease acknowledged by a majority"},
 	{IsPrimary, PGC_STATE_FENCED, "primary without a valid lease: commits are refused"},
+	{NeedsRewind, PGC_STATE_NEEDS_REWIND, "this standby's WAL goes past the fork point of the leader's timeline: it needs pg_rewind"},
 	{IsStreaming, PGC_STATE_STREAMING, "the WAL receiver is streaming"},
 	{Always, PGC_STATE_NOT_STREAMING, "the node is in recovery without a streaming WAL receiver"},
 };
@@ -537,6 +547,7 @@ PgClusterWorkerMain(Datum main_arg)
 			ElectionTick(now);
 			LeaseUpdate(now);
 			FollowLeader();
+			needs_rewind = StandbyNeedsRewind();
 			deadline = Min(next_tick, PeerConnectionsNextDeadline(now));
 		}
 		RoleChangeHookPoll(now);

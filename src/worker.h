@@ -43,6 +43,7 @@ extern void LeaseUpdate(TimestampTz now);
 
 /* follow.c */
 extern void FollowLeader(void);
+extern bool StandbyNeedsRewind(void);
 extern void RoleChangeHookStart(const char *role, uint64 term);
 extern void RoleChangeHookPoll(TimestampTz now);
 
