@@ -1,6 +1,7 @@
 /*
  * election.pml -- Promela model of pg_cluster's election, lease and fencing
- * (docs/protocol.md sections 2-6).  Checked by model/check.sh with spin.
+ * (docs/protocol.md sections 2-6).  Checked by model/check.sh with spin;
+ * model/README.md says what is modelled and what is abstracted away.
  *
  * Topology (3 voters, majority 2):
  *   default       node 0 = data (bootstrap primary), node 1 = data standby,
@@ -11,7 +12,7 @@
  * tick; every other action happens at an instant.  To keep the state space
  * finite no absolute time is stored: every timestamp is kept relative to
  * "now" and saturates where the protocol stops caring:
- *   contact[i]  ticks since node i's last_leader_contact (saturates at F)
+ *   contact[i]  now - last_leader_contact of node i (saturates at FIRE)
  *   lease[i]    lease_until - now of leader i, 0 = no valid lease
  *   lrem        in a heartbeat (and echoed in its reply): lease_duration
  *               minus the ticks since the heartbeat was *sent*, i.e. what
@@ -21,12 +22,16 @@
  * Tunables (-D):
  *   F         failover_timeout in ticks (default 5)
  *   LEASE     lease_duration in ticks (default 4)
- *   DRIFT     every V3 check and every standing timer may fire DRIFT ticks
- *             early (a fast local clock): threshold F - DRIFT (default 0)
+ *   DRIFT     clock-rate error: every V3 check and every standing timer may
+ *             fire DRIFT ticks early (fast local clock), i.e. at F - DRIFT
+ *             (default 0)
  *   MAXTERM   highest term explored (default 3, at most 3)
- *   MAXLSN    highest LSN (default 2, at most 3)
+ *   MAXLSN    highest LSN (default 2, at most 3).  MAXLSN=0 leaves LSNs
+ *             out: V4/V5 become "a voter may refuse" (nondeterministic), an
+ *             over-approximation of every LSN history, for P1 and P2
  *   MAXCRASH  crashes over the whole run, all nodes together (default 1)
- *   MAXMSG    messages in flight at once, all links together (default 2)
+ *   MAXMSG    messages in flight at once, all connections together
+ *             (default 2)
  *   NOREJOIN  leave out "a demoted primary is rewound and rejoins"
  *
  * Protocol changes this model found necessary (model/README.md).  Off by
@@ -34,23 +39,23 @@
  *   SELFVOTE_RECHECK     the candidate's own vote obeys V3: when its
  *                        pre-vote succeeds it re-checks now -
  *                        last_leader_contact >= failover_timeout before it
- *                        raises its term (and a pre-candidate that
- *                        acknowledges a live leader gives up the round)
+ *                        raises its term, and a pre-candidate that
+ *                        acknowledges a live leader gives up the round
  *   WITNESS_LSN_DURABLE  the witness keeps the highest leader LSN it heard
  *                        in its durable state, so V5 survives its restart
  *
  * Properties:
  *   P1  monitor(): at no instant two writers, a writer being the leader of
  *       its current term with now < lease_until (the pre-commit check) or
- *       the bootstrapping primary in term 0;  COMMIT: commits happen in
- *       non-decreasing term order (no old leader commits after a newer
- *       leader did).
+ *       the bootstrapping primary in term 0.  COMMIT: commits happen in
+ *       non-decreasing term order (an old leader never commits after a
+ *       newer leader did).
  *   P2  at most one leader per term (ghost leader_of[]); a node never
  *       receives a leadership claim for a term it leads itself.
- *   P3  at every granted vote: candidate LSN >= a data voter's LSN, and
- *       candidate LSN >= every LSN a leader reported to the witness (in any
- *       incarnation of the witness) -- checked for grants that can still
- *       count (the candidate is in that round).
+ *   P3  at every granted vote that can still count (the candidate is in
+ *       that vote round): candidate LSN >= the data voter's LSN, and
+ *       candidate LSN >= every LSN a leader ever reported to the witness
+ *       (in any incarnation of the witness).
  *   REACH=1   assert(false) when some node wins an election (must "fail")
  *   REACH=2   assert(false) when a leader of term >= 2, i.e. after a
  *             failover, commits under a valid lease (must "fail")
@@ -102,7 +107,7 @@ bit  primary[N];         /* not in recovery */
 byte lsn[N];             /* WAL position (data nodes) */
 /* volatile */
 byte phase[N];           /* 0 waiting, 1 pre-vote round, 2 vote round */
-byte contact[N] = F;     /* now - last_leader_contact, saturated at F */
+byte contact[N] = FIRE;  /* now - last_leader_contact, saturated at FIRE */
 byte lease[N];           /* lease_until - now, 0 = none */
 byte heard[N];           /* witness: highest LSN a leader reported (V5) */
 byte crashes;
@@ -113,45 +118,42 @@ byte crashes;
 
 /* ------------------------------------------------------------- messages */
 /*
- * One slot per directed link and message kind, each packed in a byte.  A
- * request goes only into an empty slot (at most one in flight per peer),
- * and only while fewer than MAXMSG messages are in flight; a reply
- * overwrites its slot (the older reply is lost).  Any message may be
- * delivered at any later time (delay) or dropped (loss); messages of
- * different kinds or links are delivered in any order (reordering).
- * Messages to or from a crashed node stay in the network.
+ * §3: each node has one connection to each peer, on which it calls the
+ * peer's functions one at a time.  cx[LNK(s,d)] is the connection from s
+ * (the caller) to d: empty, a request of s on its way to d, or d's reply on
+ * its way back.  A request is sent only on an idle connection and only
+ * while fewer than MAXMSG messages are in flight.  Any message may be
+ * delivered at any later time (delay) or lost (loss, timeout); messages on
+ * different connections are delivered in any order (reordering).  When a
+ * node stops, its connections close: what is in flight on them is lost.
  */
-#define LNK(s,d) ((s)*2 + (d) - ((d) > (s)))      /* 6 directed links */
+#define LNK(s,d) ((s)*2 + (d) - ((d) > (s)))      /* 6 connections */
+short cx[6];
+byte nmsg;                                         /* messages in flight */
 
-/* heartbeat with the sender's leadership claim of its term:
- * on | term << 1 | lrem << 3 | lsn << 6 (lsn: only to the witness) */
-byte hb[6];
-#define HB_TERM(l)  ((hb[l] >> 1) & 3)
-#define HB_LREM(l)  ((hb[l] >> 3) & 7)
-#define HB_LSN(l)   ((hb[l] >> 6) & 3)
-/* heartbeat reply: on | term << 1 | ack << 3 | lrem << 4 */
-byte hr[6];
-#define HR_TERM(l)  ((hr[l] >> 1) & 3)
-#define HR_ACK(l)   ((hr[l] >> 3) & 1)
-#define HR_LREM(l)  ((hr[l] >> 4) & 7)
-/* request_vote: on | pre << 1 | term << 2 | lsn << 4 */
-byte vq[6];
-#define VQ_PRE(l)   ((vq[l] >> 1) & 1)
-#define VQ_TERM(l)  ((vq[l] >> 2) & 3)
-#define VQ_LSN(l)   ((vq[l] >> 4) & 3)
-/* request_vote reply: on | pre << 1 | rterm << 2 | vterm << 4 | grant << 6
- * (rterm: the term asked for; vterm: the voter's term afterwards) */
-byte vr[6];
-#define VR_PRE(l)   ((vr[l] >> 1) & 1)
-#define VR_RTERM(l) ((vr[l] >> 2) & 3)
-#define VR_VTERM(l) ((vr[l] >> 4) & 3)
-#define VR_GRANT(l) ((vr[l] >> 6) & 1)
+#define KIND(c)   (cx[c] & 7)
+#define K_HB  1   /* heartbeat, leadership claim: term, lrem, lsn (to the witness) */
+#define K_HR  2   /* heartbeat reply: term, lrem, ack */
+#define K_VQ  3   /* request_vote: term, pre, lsn */
+#define K_VR  4   /* request_vote reply: rterm (asked), pre, vterm (voter's), grant */
+#define TERM(c)   ((cx[c] >> 3) & 3)   /* term of HB, HR, VQ; rterm of VR */
+#define LREM(c)   ((cx[c] >> 5) & 7)   /* HB, HR */
+#define HB_LSN(c) ((cx[c] >> 8) & 3)
+#define HR_ACK(c) ((cx[c] >> 8) & 1)
+#define PRE(c)    ((cx[c] >> 5) & 1)   /* VQ, VR */
+#define VQ_LSN(c) ((cx[c] >> 6) & 3)
+#define VTERM(c)  ((cx[c] >> 6) & 3)   /* VR */
+#define GRANT(c)  ((cx[c] >> 8) & 1)   /* VR */
 
-byte nmsg;               /* messages in flight */
+#define MK_HB(t, r, n)     (K_HB | ((t) << 3) | ((r) << 5) | ((n) << 8))
+#define MK_HR(t, r, a)     (K_HR | ((t) << 3) | ((r) << 5) | ((a) << 8))
+#define MK_VQ(t, p, n)     (K_VQ | ((t) << 3) | ((p) << 5) | ((n) << 6))
+#define MK_VR(t, p, v, g)  (K_VR | ((t) << 3) | ((p) << 5) | ((v) << 6) | ((g) << 8))
 
-#define CAN_SEND(slot) ((slot) == 0 && nmsg < MAXMSG)
-#define PUT(slot, v)   if :: (slot) == 0 -> nmsg++ :: else fi; slot = (v)
-#define TAKE(slot)     nmsg--; slot = 0
+#define IDLE(c)  (cx[c] == 0 && nmsg < MAXMSG)
+#define SEND(c, v)  nmsg++; cx[c] = (v)
+#define REPLY(c, v) cx[c] = (v)
+#define DONE(c)     nmsg--; cx[c] = 0
 
 /* ---------------------------------------------------------------- ghosts */
 byte leader_of[MAXTERM+1] = NONE;   /* P2: who won each term */
@@ -169,11 +171,11 @@ hidden byte g;
 
 /* replay output (spin -t): one line per action, then per node: up,
  * term, voted_for (3 = none), leader_term, primary, lsn, round (phase),
- * contact age, lease left, leader, writer (valid lease) */
+ * contact age, lease left, L = leader of its term, W = writer */
 #define NODE_SHOW(i) printf(" | n%d up%d t%d v%d lt%d pr%d lsn%d ph%d c%d ls%d L%d W%d", i, up[i], term[i], voted[i], lterm[i], primary[i], lsn[i], phase[i], contact[i], lease[i], LEADER(i), WRITABLE(i))
 inline SHOW() {
 	NODE_SHOW(0); NODE_SHOW(1); NODE_SHOW(2);
-	printf(" w_heard%d msgs%d\n", heard[2], nmsg)
+	printf(" | heard%d msgs%d\n", heard[2], nmsg)
 }
 
 /* adopt a higher term durably: vote cleared, any round or leadership ends */
@@ -183,6 +185,14 @@ inline ADOPT(i, t) {
 		term[i] = t; voted[i] = NONE; phase[i] = 0; lease[i] = 0
 	:: else
 	fi
+}
+
+/* node i stops (crash, or restart for a rewind): its connections close */
+inline CUT(i, a, b) {
+	if :: cx[LNK(i,a)] -> DONE(LNK(i,a)) :: else fi;
+	if :: cx[LNK(i,b)] -> DONE(LNK(i,b)) :: else fi;
+	if :: cx[LNK(a,i)] -> DONE(LNK(a,i)) :: else fi;
+	if :: cx[LNK(b,i)] -> DONE(LNK(b,i)) :: else fi
 }
 
 /* ------------------------------------------------------ node actions */
@@ -205,25 +215,25 @@ inline STAND(i) {
 /* a candidate sends (or resends) the request of its current round to d */
 inline SEND_VQ(s, d) {
 	d_step {
-		up[s] && phase[s] != 0 && CAN_SEND(vq[LNK(s,d)]) ->
+		up[s] && phase[s] != 0 && IDLE(LNK(s,d)) ->
 		if
-		:: phase[s] == 1 -> PUT(vq[LNK(s,d)], 1 | (1 << 1) | ((term[s] + 1) << 2) | (lsn[s] << 4))
-		:: else ->          PUT(vq[LNK(s,d)], 1 | (term[s] << 2) | (lsn[s] << 4))
+		:: phase[s] == 1 -> SEND(LNK(s,d), MK_VQ(term[s] + 1, 1, lsn[s]))
+		:: else ->          SEND(LNK(s,d), MK_VQ(term[s], 0, lsn[s]))
 		fi;
-		printf("n%d -> n%d request_vote pre %d term %d lsn %d", s, d, VQ_PRE(LNK(s,d)), VQ_TERM(LNK(s,d)), lsn[s]); SHOW()
+		printf("n%d -> n%d request_vote pre %d term %d lsn %d", s, d, PRE(LNK(s,d)), TERM(LNK(s,d)), lsn[s]); SHOW()
 	}
 }
 
 /* the leader sends a heartbeat to d */
 inline SEND_HB(s, d) {
 	d_step {
-		LEADER(s) && CAN_SEND(hb[LNK(s,d)]) ->
-		PUT(hb[LNK(s,d)], 1 | (term[s] << 1) | (LEASE << 3) | ((DATA(d) -> 0 : lsn[s]) << 6));
+		LEADER(s) && IDLE(LNK(s,d)) ->
+		SEND(LNK(s,d), MK_HB(term[s], LEASE, (DATA(d) -> 0 : lsn[s])));
 		printf("n%d -> n%d heartbeat term %d", s, d, term[s]); SHOW()
 	}
 }
 
-/* a transaction commits: the pre-commit check passed (§6) */
+/* a transaction that wrote commits: the pre-commit check passed (§6) */
 inline COMMIT(i) {
 	d_step {
 		WRITABLE(i) && (MAXLSN > 0 -> lsn[i] < MAXLSN : commit_term != term[i]) ->
@@ -259,20 +269,6 @@ inline REJOIN(i, s, t) {
 	}
 }
 
-/* a node stops: the connections to it close, so requests to it that it
- * has not processed and replies to its own requests are lost (messages it
- * sent stay in the network) */
-inline CUT(i, a, b) {
-	if :: hb[LNK(a,i)] -> TAKE(hb[LNK(a,i)]) :: else fi;
-	if :: hr[LNK(a,i)] -> TAKE(hr[LNK(a,i)]) :: else fi;
-	if :: vq[LNK(a,i)] -> TAKE(vq[LNK(a,i)]) :: else fi;
-	if :: vr[LNK(a,i)] -> TAKE(vr[LNK(a,i)]) :: else fi;
-	if :: hb[LNK(b,i)] -> TAKE(hb[LNK(b,i)]) :: else fi;
-	if :: hr[LNK(b,i)] -> TAKE(hr[LNK(b,i)]) :: else fi;
-	if :: vq[LNK(b,i)] -> TAKE(vq[LNK(b,i)]) :: else fi;
-	if :: vr[LNK(b,i)] -> TAKE(vr[LNK(b,i)]) :: else fi
-}
-
 /* crash: volatile state is lost (reset here already, to keep states few) */
 inline CRASH(i, a, b) {
 	d_step {
@@ -291,7 +287,11 @@ inline CRASH(i, a, b) {
  * leader_term equals its term resumes its claim (LEADER() is derived),
  * without a lease */
 inline RESTART(i) {
-	d_step { !up[i] -> up[i] = 1; contact[i] = 0; phase[i] = 0; lease[i] = 0; printf("n%d restarts", i); SHOW() }
+	d_step {
+		!up[i] ->
+		up[i] = 1; contact[i] = 0; phase[i] = 0; lease[i] = 0;
+		printf("n%d restarts", i); SHOW()
+	}
 }
 
 /* the global clock advances one tick */
@@ -300,7 +300,7 @@ inline TICK() {
 		k = 0;
 		do
 		:: k < N ->
-			if :: up[k] && contact[k] < F -> contact[k]++ :: else fi;
+			if :: up[k] && contact[k] < FIRE -> contact[k]++ :: else fi;
 			if :: lease[k] > 0 -> lease[k]-- :: else fi;
 			k++
 		:: else -> break
@@ -308,8 +308,10 @@ inline TICK() {
 		k = 0;
 		do
 		:: k < 6 ->
-			if :: HB_LREM(k) > 0 -> hb[k] = hb[k] - (1 << 3) :: else fi;
-			if :: HR_LREM(k) > 0 -> hr[k] = hr[k] - (1 << 4) :: else fi;
+			if
+			:: (KIND(k) == K_HB || KIND(k) == K_HR) && LREM(k) > 0 -> cx[k] = cx[k] - (1 << 5)
+			:: else
+			fi;
 			k++
 		:: else -> break
 		od;
@@ -320,14 +322,14 @@ inline TICK() {
 
 /* ---------------------------------------------------- message delivery */
 
-/* §3.1 heartbeat s -> d */
+/* §3.1 heartbeat s -> d, and d's reply */
 inline HB_DELIVER(s, d) {
 	d_step {
-		hb[LNK(s,d)] && up[d] ->
-		printf("n%d <- n%d heartbeat term %d lrem %d lsn %d", d, s, HB_TERM(LNK(s,d)), HB_LREM(LNK(s,d)), HB_LSN(LNK(s,d)));
-		ADOPT(d, HB_TERM(LNK(s,d)));                           /* step 3 */
+		KIND(LNK(s,d)) == K_HB && up[d] ->
+		printf("n%d <- n%d heartbeat term %d lrem %d lsn %d", d, s, TERM(LNK(s,d)), LREM(LNK(s,d)), HB_LSN(LNK(s,d)));
+		ADOPT(d, TERM(LNK(s,d)));                              /* step 3 */
 		if
-		:: HB_TERM(LNK(s,d)) == term[d] ->                     /* step 4 */
+		:: TERM(LNK(s,d)) == term[d] ->                        /* step 4 */
 			assert(!LEADER(d));                 /* P2: a claim of a term d leads */
 			contact[d] = 0;
 			if :: phase[d] == 2 -> phase[d] = 0 :: else fi;
@@ -338,48 +340,47 @@ inline HB_DELIVER(s, d) {
 			:: !DATA(d) ->
 				if :: HB_LSN(LNK(s,d)) > heard[d] -> heard[d] = HB_LSN(LNK(s,d)) :: else fi;
 #ifndef WITNESS_LSN_DURABLE
-				if :: HB_LSN(LNK(s,d)) > w_seen -> w_seen = HB_LSN(LNK(s,d)) :: else fi
+				if :: HB_LSN(LNK(s,d)) > w_seen -> w_seen = HB_LSN(LNK(s,d)) :: else fi;
 #endif
 				skip
 			:: else
 			fi;
-			PUT(hr[LNK(d,s)], 1 | (term[d] << 1) | (1 << 3) | (HB_LREM(LNK(s,d)) << 4))
+			REPLY(LNK(s,d), MK_HR(term[d], LREM(LNK(s,d)), 1))
 		:: else ->                              /* stale claim: reply with the higher term */
-			PUT(hr[LNK(d,s)], 1 | (term[d] << 1))
+			REPLY(LNK(s,d), MK_HR(term[d], 0, 0))
 		fi;
-		TAKE(hb[LNK(s,d)]);
-		printf(" => reply ack %d", HR_ACK(LNK(d,s))); SHOW()
+		printf(" => ack %d", HR_ACK(LNK(s,d))); SHOW()
 	}
 }
 
 /* heartbeat reply from d arrives at s (§3.1 last line, §6) */
-inline HR_DELIVER(d, s) {
+inline HR_DELIVER(s, d) {
 	d_step {
-		hr[LNK(d,s)] && up[s] ->
-		printf("n%d <- n%d heartbeat reply term %d ack %d lrem %d", s, d, HR_TERM(LNK(d,s)), HR_ACK(LNK(d,s)), HR_LREM(LNK(d,s)));
-		ADOPT(s, HR_TERM(LNK(d,s)));
+		KIND(LNK(s,d)) == K_HR && up[s] ->
+		printf("n%d <- n%d heartbeat reply term %d ack %d lrem %d", s, d, TERM(LNK(s,d)), HR_ACK(LNK(s,d)), LREM(LNK(s,d)));
+		ADOPT(s, TERM(LNK(s,d)));
 		if
-		:: HR_ACK(LNK(d,s)) && HR_TERM(LNK(d,s)) == term[s] && LEADER(s) ->
+		:: HR_ACK(LNK(s,d)) && TERM(LNK(s,d)) == term[s] && LEADER(s) ->
 			contact[s] = 0;                     /* a majority acknowledged (N = 3) */
 			/* lease_until = M + lease_duration; with N = 3, M is the latest
 			 * acknowledged send time of the two peers */
-			if :: HR_LREM(LNK(d,s)) > lease[s] -> lease[s] = HR_LREM(LNK(d,s)) :: else fi
+			if :: LREM(LNK(s,d)) > lease[s] -> lease[s] = LREM(LNK(s,d)) :: else fi
 		:: else
 		fi;
-		TAKE(hr[LNK(d,s)]);
+		DONE(LNK(s,d));
 		SHOW()
 	}
 }
 
-/* §3.2 request_vote s -> d */
+/* §3.2 request_vote s -> d, and d's reply; refuse: V4/V5 fail (MAXLSN=0) */
 inline VQ_DELIVER(s, d, refuse) {
 	d_step {
-		vq[LNK(s,d)] && up[d] ->
-		printf("n%d <- n%d request_vote pre %d term %d lsn %d", d, s, VQ_PRE(LNK(s,d)), VQ_TERM(LNK(s,d)), VQ_LSN(LNK(s,d)));
+		KIND(LNK(s,d)) == K_VQ && up[d] ->
+		printf("n%d <- n%d request_vote pre %d term %d lsn %d", d, s, PRE(LNK(s,d)), TERM(LNK(s,d)), VQ_LSN(LNK(s,d)));
 		if
-		:: VQ_PRE(LNK(s,d)) ->                  /* pre-vote: changes nothing */
+		:: PRE(LNK(s,d)) ->                     /* pre-vote: changes nothing */
 			if
-			:: !refuse && VQ_TERM(LNK(s,d)) >= term[d] &&            /* V1 */
+			:: !refuse && TERM(LNK(s,d)) >= term[d] &&               /* V1 */
 			      contact[d] >= FIRE &&                              /* V3 */
 			      (!DATA(d) || VQ_LSN(LNK(s,d)) >= lsn[d]) &&        /* V4 */
 			      (DATA(d) || VQ_LSN(LNK(s,d)) >= heard[d]) ->       /* V5 */
@@ -387,53 +388,51 @@ inline VQ_DELIVER(s, d, refuse) {
 			:: else -> g = 0
 			fi;
 			if
-			:: g || term[d] >= VQ_TERM(LNK(s,d)) ->
-				/* a voter term below the candidate's cannot matter to it */
-				PUT(vr[LNK(d,s)], 1 | (1 << 1) | (VQ_TERM(LNK(s,d)) << 2) |
-				    ((term[d] >= VQ_TERM(LNK(s,d)) -> term[d] : VQ_TERM(LNK(s,d)) - 1) << 4) |
-				    (g << 6))
-			:: else                         /* a refusal that tells nothing new */
+			:: g || term[d] >= TERM(LNK(s,d)) ->
+				/* (a voter term below the candidate's cannot matter to it) */
+				REPLY(LNK(s,d), MK_VR(TERM(LNK(s,d)), 1,
+				      (term[d] >= TERM(LNK(s,d)) -> term[d] : TERM(LNK(s,d)) - 1), g))
+			:: else ->                          /* a refusal that tells nothing */
+				DONE(LNK(s,d))
 			fi
 		:: else ->
-			ADOPT(d, VQ_TERM(LNK(s,d)));                            /* V1 */
+			ADOPT(d, TERM(LNK(s,d)));                                /* V1 */
 			if
-			:: !refuse && VQ_TERM(LNK(s,d)) == term[d] &&
+			:: !refuse && TERM(LNK(s,d)) == term[d] &&
 			      (voted[d] == NONE || voted[d] == s) &&             /* V2 */
 			      contact[d] >= FIRE &&                              /* V3 */
 			      (!DATA(d) || VQ_LSN(LNK(s,d)) >= lsn[d]) &&        /* V4 */
 			      (DATA(d) || VQ_LSN(LNK(s,d)) >= heard[d]) ->       /* V5 */
 				g = 1;
 				voted[d] = s;                   /* durable before the reply */
-				/* P3, for a grant that can still count: the candidate is in
-				 * this round (a request from an earlier incarnation may carry
-				 * an LSN that a rewind has since cut back; its grant is void) */
+				/* P3, for a grant that can still count */
 				assert(!(up[s] && phase[s] == 2 && term[s] == term[d]) ||
 				       ((!DATA(d) || lsn[s] >= lsn[d]) && (DATA(d) || lsn[s] >= w_seen)))
 			:: else -> g = 0
 			fi;
 			if
-			:: g || term[d] > VQ_TERM(LNK(s,d)) ->
-				PUT(vr[LNK(d,s)], 1 | (VQ_TERM(LNK(s,d)) << 2) | (term[d] << 4) | (g << 6))
-			:: else
+			:: g || term[d] > TERM(LNK(s,d)) ->
+				REPLY(LNK(s,d), MK_VR(TERM(LNK(s,d)), 0, term[d], g))
+			:: else ->
+				DONE(LNK(s,d))
 			fi
 		fi;
 		printf(" => granted %d", g);
 		g = 0;
-		TAKE(vq[LNK(s,d)]);
 		SHOW()
 	}
 }
 
 /* a vote reply from d arrives at candidate s (majority = self + 1 grant) */
-inline VR_DELIVER(d, s) {
+inline VR_DELIVER(s, d) {
 	d_step {
-		vr[LNK(d,s)] && up[s] ->
-		printf("n%d <- n%d vote reply pre %d for term %d grant %d (voter term %d)", s, d, VR_PRE(LNK(d,s)), VR_RTERM(LNK(d,s)), VR_GRANT(LNK(d,s)), VR_VTERM(LNK(d,s)));
-		ADOPT(s, VR_VTERM(LNK(d,s)));
+		KIND(LNK(s,d)) == K_VR && up[s] ->
+		printf("n%d <- n%d vote reply pre %d for term %d grant %d (voter term %d)", s, d, PRE(LNK(s,d)), TERM(LNK(s,d)), GRANT(LNK(s,d)), VTERM(LNK(s,d)));
+		ADOPT(s, VTERM(LNK(s,d)));
 		if
-		:: VR_PRE(LNK(d,s)) && VR_GRANT(LNK(d,s)) && phase[s] == 1 &&
-		      VR_RTERM(LNK(d,s)) == term[s] + 1 ->
-			/* pre-vote won: the vote round, term + 1 and the own vote durable */
+		:: PRE(LNK(s,d)) && GRANT(LNK(s,d)) && phase[s] == 1 &&
+		      TERM(LNK(s,d)) == term[s] + 1 ->
+			/* pre-vote won: the vote round, term + 1 and own vote durable */
 #ifdef SELFVOTE_RECHECK
 			if
 			:: contact[s] >= FIRE ->
@@ -443,8 +442,8 @@ inline VR_DELIVER(d, s) {
 #else
 			term[s]++; voted[s] = s; phase[s] = 2; lease[s] = 0
 #endif
-		:: !VR_PRE(LNK(d,s)) && VR_GRANT(LNK(d,s)) && phase[s] == 2 &&
-		      VR_RTERM(LNK(d,s)) == term[s] ->
+		:: !PRE(LNK(s,d)) && GRANT(LNK(s,d)) && phase[s] == 2 &&
+		      TERM(LNK(s,d)) == term[s] ->
 			/* elected: leader_term durable; a standby is promoted */
 			assert(leader_of[term[s]] == NONE || leader_of[term[s]] == s);   /* P2 */
 			leader_of[term[s]] = s;
@@ -455,7 +454,16 @@ inline VR_DELIVER(d, s) {
 			printf(" => n%d ELECTED leader of term %d", s, term[s])
 		:: else
 		fi;
-		TAKE(vr[LNK(d,s)]);
+		DONE(LNK(s,d));
+		SHOW()
+	}
+}
+
+inline LOSE(s, d) {
+	d_step {
+		cx[LNK(s,d)] ->
+		printf("lost: kind %d on connection n%d -> n%d", KIND(LNK(s,d)), s, d);
+		DONE(LNK(s,d));
 		SHOW()
 	}
 }
@@ -490,17 +498,14 @@ inline VR_DELIVER(d, s) {
 #define VQ_REFUSED(s, d)
 #endif
 
-/* delivery and loss on the link s -> d */
-#define LINK(s, d) \
+/* the connection from s to d: delivery both ways, and loss */
+#define CONN(s, d) \
 	:: HB_DELIVER(s, d) \
 	:: HR_DELIVER(s, d) \
 	:: VQ_DELIVER(s, d, 0) \
 	VQ_REFUSED(s, d) \
 	:: VR_DELIVER(s, d) \
-	:: d_step { hb[LNK(s,d)] -> TAKE(hb[LNK(s,d)]); printf("lost: heartbeat n%d -> n%d", s, d); SHOW() } \
-	:: d_step { hr[LNK(s,d)] -> TAKE(hr[LNK(s,d)]); printf("lost: heartbeat reply n%d -> n%d", s, d); SHOW() } \
-	:: d_step { vq[LNK(s,d)] -> TAKE(vq[LNK(s,d)]); printf("lost: vote request n%d -> n%d", s, d); SHOW() } \
-	:: d_step { vr[LNK(s,d)] -> TAKE(vr[LNK(s,d)]); printf("lost: vote reply n%d -> n%d", s, d); SHOW() }
+	:: LOSE(s, d)
 
 active proctype cluster()
 {
@@ -509,18 +514,18 @@ active proctype cluster()
 	:: TICK()
 	NODE(0, 1, 2)
 	NODE(1, 0, 2)
+	CONN(0, 1)
+	CONN(1, 0)
+	CONN(0, 2)
+	CONN(1, 2)
 #ifdef THREE_DATA
 	NODE(2, 0, 1)
+	CONN(2, 0)
+	CONN(2, 1)
 #else
-	:: CRASH(2, 0, 1)        /* the witness only votes and acknowledges */
+	:: CRASH(2, 0, 1)        /* the witness only answers */
 	:: RESTART(2)
 #endif
-	LINK(0, 1)
-	LINK(1, 0)
-	LINK(0, 2)
-	LINK(2, 0)
-	LINK(1, 2)
-	LINK(2, 1)
 	od
 }
 

@@ -228,6 +228,7 @@ typedef struct Election
 	TimestampTz not_before;		/* randomized start of the next round */
 	TimestampTz contact_seen;	/* last_leader_contact when not_before was set */
 	TimestampTz last_streaming_at;
+	bool		was_paused;
 } Election;
 
 static Election election;
@@ -291,7 +292,10 @@ WhyNotStand(TimestampTz now, const PgClusterDurableState *durable)
 	if (PgClusterNodeKindSetting != PGC_NODE_DATA)
 		return "witness";
 	if (durable->paused)
+	{
+		election.was_paused = true;
 		return "paused";
+	}
 
 	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
 	last_contact = PgClusterShmem->last_leader_contact;
@@ -340,6 +344,23 @@ WhyNotStand(TimestampTz now, const PgClusterDurableState *durable)
 			delay_ms += PgClusterFailoverTimeoutMs / 2;
 		election.contact_seen = last_contact;
 		election.not_before = TimestampTzPlusMilliseconds(last_contact, delay_ms);
+	}
+	/*
+	 * Every timer expired during a pause: without a fresh random delay all
+	 * standbys would stand at the same instant after resume() and split
+	 * the votes.
+	 */
+	if (election.was_paused)
+	{
+		TimeLineID	tli;
+		XLogRecPtr	lsn = PgClusterLocalLsn(&tli);
+		int			delay_ms = RandomDelayMs();
+
+		if (in_recovery && BetterCandidateVisible(tli, lsn))
+			delay_ms += PgClusterFailoverTimeoutMs / 2;
+		election.was_paused = false;
+		election.not_before = Max(election.not_before,
+								  TimestampTzPlusMilliseconds(now, delay_ms));
 	}
 	if (now < election.not_before)
 		return "waiting";
@@ -529,10 +550,21 @@ ElectionTick(TimestampTz now)
 		LWLockRelease(PgClusterShmem->lock);
 		election.not_before = TimestampTzPlusMilliseconds(now, RandomDelayMs());
 	}
+	PgClusterDurableSnapshot(&durable);
+
+	/* a round whose term was overtaken (we voted or adopted) is over */
+	if (election.phase != ELECTION_IDLE &&
+		durable.term >= election.term &&
+		!(election.phase == ELECTION_VOTE && durable.term == election.term &&
+		  strcmp(durable.voted_for, PgClusterNodeName) == 0))
+	{
+		election.phase = ELECTION_IDLE;
+		election.not_before = TimestampTzPlusMilliseconds(now, RandomDelayMs());
+		return;
+	}
 	if (election.phase != ELECTION_IDLE)
 		return;
 
-	PgClusterDurableSnapshot(&durable);
 	why_not = WhyNotStand(now, &durable);
 	if (why_not != NULL)
 		return;

@@ -15,7 +15,7 @@ use Time::HiRes qw(time);
 
 our @EXPORT = qw(create_cluster cluster_conf add_wait_function wait_for
   wait_for_leader sql postmaster_pid stop_process_group continue_process_group
-  crash_instance);
+  crash_instance wait_for_any_leader);
 
 # Timings used by the tests unless a test says otherwise.
 our %DEFAULT_SETTINGS = (
@@ -142,6 +142,25 @@ sub wait_for
 	$condition =~ s/'/''/g;
 	return $node->safe_psql('postgres',
 		"SELECT public.pgc_wait_for('SELECT ($condition)', $timeout)");
+}
+
+# wait_for_any_leader waits until one of @nodes is the leader, holding its
+# lease, and returns that node.
+sub wait_for_any_leader
+{
+	my (@nodes) = @_;
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	while (time < $deadline)
+	{
+		foreach my $node (@nodes)
+		{
+			my ($ret, $out) = $node->psql('postgres',
+				"SELECT state = 'leader' FROM pg_cluster.status");
+			return $node if $ret == 0 && $out eq 't';
+		}
+		select(undef, undef, undef, 0.05);
+	}
+	die "no leader among " . join(',', map { $_->name } @nodes);
 }
 
 # sql runs a query on $node and returns its output.

@@ -42,11 +42,8 @@ is(sql($_, "SELECT pg_is_in_recovery()"), 't', $_->name . ' was not promoted whi
 sql($n2, "SELECT pg_cluster.resume()");
 my $t_resume = time;
 wait_for($n3, "SELECT NOT paused FROM pg_cluster.status");
-wait_for($n2,
-	"SELECT leader IN ('n2', 'n3') AND term > 1 FROM pg_cluster.status");
-my $winner = sql($n2, "SELECT leader FROM pg_cluster.status") eq 'n2' ? $n2 : $n3;
-my $at = wait_for($winner, "SELECT state = 'leader' FROM pg_cluster.status");
-note sprintf("%s leader %.3f s after resume()", $winner->name, $at - $t_resume);
+my $winner = wait_for_any_leader($n2, $n3);
+note sprintf("%s leader %.3f s after resume()", $winner->name, time - $t_resume);
 pass('after resume() a standby took over');
 wait_for($winner, "SELECT count(*) > 0 FROM pg_cluster.events WHERE kind = 'hook_finished'");
 my $term = sql($winner, "SELECT term FROM pg_cluster.status");

@@ -24,10 +24,8 @@ sql($n1, "CREATE TABLE t AS SELECT generate_series(1, 10000) AS id");
 my $n1_lsn = sql($n1, "SELECT pg_current_wal_flush_lsn()");
 
 crash_instance($n1);
-wait_for($n2, "SELECT leader IN ('n2', 'n3') AND term > 1 FROM pg_cluster.status");
-my $winner = sql($n2, "SELECT leader FROM pg_cluster.status") eq 'n2' ? $n2 : $n3;
+my $winner = wait_for_any_leader($n2, $n3);
 my $other = $winner == $n2 ? $n3 : $n2;
-wait_for($winner, "SELECT state = 'leader' FROM pg_cluster.status");
 pass($winner->name . ' took over');
 wait_for($other, "SELECT state = 'streaming' FROM pg_cluster.status");
 pass($other->name . ' follows it: it was behind the fork point');
