@@ -44,6 +44,10 @@
 #   INTERVAL_MS       the client's period (default 20)
 #   PGC_BENCH_DIR     default /tmp/pg_cluster-bench-failover
 #   PGC_BENCH_PORT    port of n1, default 54341 (n2, n3: the next two)
+#   PGC_BENCH_ANOMALIES  where the logs and events of a cluster are kept in
+#                     which a standby took over while it was being built
+#                     (default /tmp/pg_cluster-bench-failover-anomalies;
+#                     such a cluster is built again and the run goes on)
 #
 # Run as root (servers run as postgres) or as a normal user; the extension
 # must be installed (bash scripts/demo.sh or scripts/test.sh); needs gcc and
@@ -79,6 +83,8 @@ results_dir=$bench_here/bench/results
 results_file=$results_dir/failover.md
 
 work=$(mktemp -d /tmp/pgc-bench-failover.XXXXXX)
+# logs of clusters that misbehaved while being built are kept here
+anomalies_dir=${PGC_BENCH_ANOMALIES:-/tmp/pg_cluster-bench-failover-anomalies}
 writer_pid=""
 
 cleanup() {
@@ -133,7 +139,43 @@ diff_ms() {
 	fi
 }
 
-# one_run SETTING RUN: prints one line, appends a sample line to $samples.
+# keep_anomaly RUN LEADER WHEN: keeps the logs and events of a cluster in
+# which LEADER took over from the first node without being asked to.
+keep_anomaly() {
+	local keep node
+	keep=$anomalies_dir/$(date +%H%M%S)-run$1
+	mkdir -p "$keep"
+	for node in "${cluster_nodes[@]}"; do
+		cp "$(node_log "$node")" "$keep/" 2>/dev/null || true
+		node_psql "$node" -c "SELECT seq, event_time::time(3) AS time, term, node_name, kind, detail
+			FROM pg_cluster.events ORDER BY seq" >"$keep/$node.events" 2>&1 || true
+	done
+	echo "    run $1: $3, $2 took over from ${cluster_nodes[0]}; logs and events kept in $keep;" \
+		"the run starts again" >&2
+	echo "$setting $1 $keep" >>"$work/setup-anomalies"
+}
+
+# create_cluster_led_by_first RUN: a fresh cluster whose first node, the
+# primary it was cloned from, leads term 1.  A cluster where a standby took
+# over while it was being built (an election nobody asked for) is kept
+# aside (keep_anomaly), counted, and built again (3 tries).
+create_cluster_led_by_first() {
+	local run=$1 try leader term
+	for ((try = 1; try <= 3; try++)); do
+		cluster_create >/dev/null
+		cluster_wait_all_reachable
+		leader=$(cluster_wait_leader)
+		term=$(node_value "$leader" "SELECT term FROM pg_cluster.status")
+		if [ "$leader" = "${cluster_nodes[0]}" ] && [ "$term" = 1 ]; then
+			return 0
+		fi
+		keep_anomaly "$run" "$leader (term $term)" "while the cluster was built"
+	done
+	die "run $run: no cluster led by ${cluster_nodes[0]} in 3 tries"
+}
+
+# one_run SETTING RUN: prints one line, appends a sample line to $samples;
+# sets run_redo=1 instead when the first node lost office before the kill.
 one_run() {
 	local setting=$1 run=$2 old new uri log t_start t_kill node others=()
 	local last_before first_after first_port gap elected leader detected t
@@ -141,9 +183,8 @@ one_run() {
 
 	cluster_heartbeat_interval=${setting%/*}
 	cluster_failover_timeout=${setting#*/}
-	cluster_create >/dev/null
-	cluster_wait_all_reachable
-	old=$(cluster_wait_leader)
+	create_cluster_led_by_first "$run"
+	old=${cluster_nodes[0]}
 	for node in "${cluster_nodes[@]}"; do
 		[ "$node" = "$old" ] || others+=("$node")
 	done
@@ -160,6 +201,14 @@ one_run() {
 	writer_pid=$!
 	sleep "$(awk -v s="$t_start" -v k="$KILL_AFTER" -v n="$(now)" 'BEGIN { d = s + k - n; printf "%.3f", (d > 0 ? d : 0) }')"
 	[ "$(awk '$1 == "ok"' "$log" | wc -l)" -gt 0 ] || die "run $run: the client wrote nothing before the kill (see $log)"
+	if [ "$(cluster_leader 2>/dev/null)" != "$old" ]; then
+		kill "$writer_pid" 2>/dev/null || true
+		wait "$writer_pid" 2>/dev/null || true
+		writer_pid=""
+		keep_anomaly "$run" "$(cluster_leader 2>/dev/null || echo none)" "before the kill"
+		run_redo=1
+		return 0
+	fi
 	node_kill_instance "$old"
 	t_kill=$killed_at
 	wait "$writer_pid" || die "run $run: the client failed"
@@ -270,6 +319,7 @@ $(row "$setting" "kill → first acknowledged write, ms" 13)
 $(row "$setting" "acknowledged writes lost" 7)
 $(row "$setting" "failed writes that committed anyway" 8)
 
+- runs started again because a standby took over before the kill (an election nobody asked for): $(awk -v s="$setting" '$1 == s' "$work/setup-anomalies" | wc -l)
 - winners: $(awk -v s="$setting" '$1 == s { print $11 }' "$samples" | sort | uniq -c | awk '{ printf "%s%s × %s", sep, $2, $1; sep = ", " }')
 - acknowledged writes lost in all runs: $(sum_col "$setting" 7) of $(sum_col "$setting" 9)
 - client errors between the last write before the kill and the first after, all runs:
@@ -323,19 +373,28 @@ EOF
 # ---------------------------------------------------------------- main
 
 bench_main() {
-	local run i
+	local run i retries
 	[ -f "$("$PG_CONFIG" --pkglibdir)/pg_cluster.so" ] ||
 		die "pg_cluster is not installed; run: bash scripts/demo.sh (or scripts/test.sh)"
 	build_writer
 	samples=$work/samples
 	: >"$samples"
+	: >"$work/setup-anomalies"
 	load_start=$(cut -d ' ' -f 1-3 /proc/loadavg)
 	for i in "${!settings[@]}"; do
 		setting_index=$i
 		echo "=== heartbeat ${settings[$i]%/*}, failover_timeout ${settings[$i]#*/}: $RUNS runs" \
 			"(client every $INTERVAL_MS ms, kill at $KILL_AFTER s, $AFTER_KILL s more)"
 		for ((run = 1; run <= RUNS; run++)); do
-			one_run "${settings[$i]}" "$run"
+			# (not "until one_run": set -e must hold inside it)
+			retries=0
+			while :; do
+				run_redo=0
+				one_run "${settings[$i]}" "$run"
+				[ "$run_redo" = 1 ] || break
+				retries=$((retries + 1))
+				[ "$retries" -lt 3 ] || die "run $run: a standby took over before the kill 3 times"
+			done
 		done
 	done
 
