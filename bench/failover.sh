@@ -36,7 +36,7 @@
 #   RUNS              runs per setting (default 5)
 #   HEARTBEAT         pg_cluster.heartbeat_interval (default 100ms)
 #   FAILOVER_TIMEOUT  pg_cluster.failover_timeout (default 1s)
-#   FASTEST           1 (default): also run the fastest allowed setting,
+#   FASTEST           1 (default): also run the "fastest settings" line,
 #                     heartbeat 50ms / failover_timeout 500ms; 0: do not.
 #                     Ignored (0) when HEARTBEAT or FAILOVER_TIMEOUT is set.
 #   KILL_AFTER        seconds from the client's start to the kill (default 3)
@@ -45,9 +45,10 @@
 #   PGC_BENCH_DIR     default /tmp/pg_cluster-bench-failover
 #   PGC_BENCH_PORT    port of n1, default 54341 (n2, n3: the next two)
 #   PGC_BENCH_ANOMALIES  where the logs and events of a cluster are kept in
-#                     which a standby took over while it was being built
-#                     (default /tmp/pg_cluster-bench-failover-anomalies;
-#                     such a cluster is built again and the run goes on)
+#                     which a standby took over before the kill (while it
+#                     was built or the client wrote; default
+#                     /tmp/pg_cluster-bench-failover-anomalies;
+#                     the run starts again on a new cluster)
 #
 # Run as root (servers run as postgres) or as a normal user; the extension
 # must be installed (bash scripts/demo.sh or scripts/test.sh); needs gcc and
@@ -156,7 +157,7 @@ keep_anomaly() {
 }
 
 # create_cluster_led_by_first RUN: a fresh cluster whose first node, the
-# primary it was cloned from, leads term 1.  A cluster where a standby took
+# primary the others were cloned from, is the leader.  A cluster where a standby took
 # over while it was being built (an election nobody asked for) is kept
 # aside (keep_anomaly), counted, and built again (3 tries).
 create_cluster_led_by_first() {
@@ -165,10 +166,11 @@ create_cluster_led_by_first() {
 		cluster_create >/dev/null
 		cluster_wait_all_reachable
 		leader=$(cluster_wait_leader)
-		term=$(node_value "$leader" "SELECT term FROM pg_cluster.status")
-		if [ "$leader" = "${cluster_nodes[0]}" ] && [ "$term" = 1 ]; then
+		# (its term may be 2 or more: a stalled bootstrap election is retried)
+		if [ "$leader" = "${cluster_nodes[0]}" ]; then
 			return 0
 		fi
+		term=$(node_value "$leader" "SELECT term FROM pg_cluster.status")
 		keep_anomaly "$run" "$leader (term $term)" "while the cluster was built"
 	done
 	die "run $run: no cluster led by ${cluster_nodes[0]} in 3 tries"
@@ -179,7 +181,7 @@ create_cluster_led_by_first() {
 one_run() {
 	local setting=$1 run=$2 old new uri log t_start t_kill node others=()
 	local last_before first_after first_port gap elected leader detected t
-	local acked lost late attempts fails deadline first_write term
+	local acked lost late attempts fails deadline first_write term old_term
 
 	cluster_heartbeat_interval=${setting%/*}
 	cluster_failover_timeout=${setting#*/}
@@ -188,6 +190,7 @@ one_run() {
 	for node in "${cluster_nodes[@]}"; do
 		[ "$node" = "$old" ] || others+=("$node")
 	done
+	old_term=$(node_value "$old" "SELECT term FROM pg_cluster.status")
 	node_psql "$old" -c "CREATE TABLE ledger (id bigint PRIMARY KEY, at timestamptz NOT NULL)"
 	uri=$(node_value "$old" "SELECT pg_cluster.connection_uri()")
 	# the table on the standbys too, so nothing differs but the crash
@@ -254,13 +257,13 @@ one_run() {
 	first_write=$(diff_ms "$t_kill" "$first_after")
 	term=$(node_value "$new" "SELECT term FROM pg_cluster.status")
 	printf '%s %s %s %s %s %s %s %s %s %s %s %s %s %s\n' "$setting" "$run" "$gap" "$detected" "$elected" \
-		"$leader" "$lost" "$late" "$acked" "$fails" "$new" "$attempts" "$first_write" "$term" >>"$samples"
+		"$leader" "$lost" "$late" "$acked" "$fails" "$new" "$attempts" "$first_write" "$old_term→$term" >>"$samples"
 	printf '    run %d: write gap %s ms; kill -> detected %s ms, elected %s ms, leader %s ms, first write %s ms; winner %s;' \
-		"$run" "$gap" "$detected" "$elected" "$leader" "$first_write" "$new ($term)"
+		"$run" "$gap" "$detected" "$elected" "$leader" "$first_write" "$new (term $old_term→$term)"
 	printf ' %s acknowledged, %s lost, %s failed in the gap, %s failed but committed\n' \
 		"$acked" "$lost" "$fails" "$late"
-	if [ "$term" != 2 ]; then
-		echo "    more than one election (term $term); the survivors' events since the kill:"
+	if [ "$term" != $((old_term + 1)) ]; then
+		echo "    more than one election (term $old_term -> $term); the survivors' events since the kill:"
 		for node in "${others[@]}"; do
 			node_psql "$node" -At -F ' ' -c "SELECT '      $node', round((extract(epoch FROM event_time) - $t_kill)::numeric, 3),
 					term, node_name, kind, left(regexp_replace(detail, '\s+', ' ', 'g'), 100)
@@ -305,7 +308,7 @@ setting_report() {
 	cat <<EOF
 ## heartbeat_interval $hb, failover_timeout $ft
 
-| run | write gap, ms | kill → detected, ms | kill → elected, ms | kill → leader, ms | kill → first write, ms | acknowledged | lost | failed but committed | winner (term) |
+| run | write gap, ms | kill → detected, ms | kill → elected, ms | kill → leader, ms | kill → first write, ms | acknowledged | lost | failed but committed | winner (term before→after) |
 |---:|---:|---:|---:|---:|---:|---:|---:|---:|---|
 $(awk -v s="$setting" '$1 == s { printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s (%s) |\n", $2, $3, $4, $5, $6, $13, $9, $7, $8, $11, $14 }' "$samples")
 
@@ -357,8 +360,8 @@ goes on for $AFTER_KILL s.
 - **lost**: ids the client got acknowledged that the new primary lacks.
 - **failed but committed**: ids whose INSERT returned an error (e.g. the
   connection broke) but are in the table.
-- **winner (term)**: the new leader and its term (2 when the first election
-  after the kill succeeded).
+- **winner (term before→after)**: the new leader, and the term before the
+  kill and after it (one more when the first election after the kill won).
 
 - date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $commit
 - PostgreSQL $(node_value "$(cluster_running_nodes | head -n 1)" "SHOW server_version"); kernel $(uname -r); $(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
