@@ -24,6 +24,8 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "libpq/auth.h"
+#include "utils/guc.h"
 #include "miscadmin.h"
 #include "tcop/dest.h"
 #include "tcop/tcopprot.h"
@@ -148,9 +150,44 @@ FenceXactCallback(XactEvent event, void *arg)
 	}
 }
 
-/* PgClusterRegisterFence installs the callback in this backend. */
+/*
+ * A client that connects to a primary that knows another node leads gets
+ * default_transaction_read_only = on: libpq's target_session_attrs =
+ * read-write then skips this node and moves on to the leader, instead of
+ * settling on a node whose every commit fails.  (A leader that only lost
+ * its lease for a moment is not marked: the session would stay read-only
+ * after the lease came back.)
+ */
+static ClientAuthentication_hook_type prev_client_auth_hook = NULL;
+
+static void
+FenceClientAuthentication(Port *port, int status)
+{
+	char		leader[PGC_NAME_LEN];
+
+	if (prev_client_auth_hook)
+		prev_client_auth_hook(port, status);
+	if (status != STATUS_OK || !FenceApplies() ||
+		PgClusterCommitsAllowed(GetCurrentTimestamp()))
+		return;
+
+	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
+	strlcpy(leader, PgClusterShmem->leader, PGC_NAME_LEN);
+	LWLockRelease(PgClusterShmem->lock);
+	if (leader[0] == '\0' || strcmp(leader, PgClusterNodeName) == 0)
+		return;
+
+	SetConfigOption("default_transaction_read_only", "on", PGC_SUSET, PGC_S_OVERRIDE);
+}
+
+/*
+ * PgClusterRegisterFence installs the commit callback and the connection
+ * hook (inherited by every backend from the postmaster).
+ */
 void
 PgClusterRegisterFence(void)
 {
 	RegisterXactCallback(FenceXactCallback, NULL);
+	prev_client_auth_hook = ClientAuthentication_hook;
+	ClientAuthentication_hook = FenceClientAuthentication;
 }

@@ -67,11 +67,22 @@ foreach my $node ($n2, $n3)
 $n1->start;
 my ($ret, $out, $err) = $n1->psql('postgres', "INSERT INTO ledger VALUES (9999)");
 isnt($ret, 0, 'the restarted old primary refuses a write');
-like($err, qr/fenced/, 'with a fencing error');
+# fenced (no lease), or already read-only once it learned of the new leader
+like($err, qr/fenced|read-only transaction/, 'with a fencing or read-only error');
 wait_for($n1, "SELECT term >= 2 AND leader = 'n3' AND fenced FROM pg_cluster.status");
 pass('it learns the new term and leader and stays fenced');
 is(sql($n1, "SELECT count(*) FROM ledger"), '200', 'reads still work on it');
-($ret, $out, $err) = $n1->psql('postgres', "INSERT INTO ledger VALUES (9999)");
+# new sessions on it are read-only by default, so read-write clients skip it
+is(sql($n1, "SHOW default_transaction_read_only"), 'on',
+	'new sessions on the demoted primary default to read-only');
+my $uri = sql($n3, "SELECT pg_cluster.connection_uri()");
+my ($port_out, $port_err);
+IPC::Run::run([ 'psql', '-XAt', '-d', $uri, '-c', 'SHOW port' ],
+	'>', \$port_out, '2>', \$port_err);
+is($port_out, $n3->port . "\n", 'the read-write URI skips the demoted n1 and lands on n3');
+# a session that insists on writing hits the fence
+($ret, $out, $err) = $n1->psql('postgres',
+	"BEGIN READ WRITE; INSERT INTO ledger VALUES (9999); COMMIT;");
 like($err, qr/fenced: the leader is "n3"/, 'the error names the new leader');
 like($err, qr/ERROR:  pg_cluster/, 'as an ERROR');
 is(sql($n3, "SELECT count(*) FROM ledger WHERE id = 9999"), '0', 'nothing of it reached the cluster');
