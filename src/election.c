@@ -410,6 +410,21 @@ CountGrants(TimestampTz now)
 
 	if (election.phase == ELECTION_PRE_VOTE)
 	{
+		TimestampTz last_contact;
+
+		/*
+		 * Our own vote obeys V3 too: if a leader was heard since the round
+		 * began, raising the term now would depose it.
+		 */
+		LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
+		last_contact = PgClusterShmem->last_leader_contact;
+		LWLockRelease(PgClusterShmem->lock);
+		if (now - last_contact < (int64) PgClusterFailoverTimeoutMs * 1000)
+		{
+			election.phase = ELECTION_IDLE;
+			return;
+		}
+
 		/* start the real election: term + 1 and our own vote, on disk */
 		LWLockAcquire(PgClusterShmem->durable_lock, LW_EXCLUSIVE);
 		if (PgClusterShmem->durable.term + 1 != election.term)
@@ -552,7 +567,23 @@ ElectionTick(TimestampTz now)
 	}
 	PgClusterDurableSnapshot(&durable);
 
-	/* a round whose term was overtaken (we voted or adopted) is over */
+	/*
+	 * A round whose term was overtaken (we voted or adopted), or during
+	 * whose pre-vote a live leader was heard, is over.
+	 */
+	if (election.phase == ELECTION_PRE_VOTE)
+	{
+		TimestampTz last_contact;
+
+		LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
+		last_contact = PgClusterShmem->last_leader_contact;
+		LWLockRelease(PgClusterShmem->lock);
+		if (last_contact > election.round_started_at)
+		{
+			election.phase = ELECTION_IDLE;
+			return;
+		}
+	}
 	if (election.phase != ELECTION_IDLE &&
 		durable.term >= election.term &&
 		!(election.phase == ELECTION_VOTE && durable.term == election.term &&
