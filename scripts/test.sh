@@ -29,28 +29,46 @@ workdir=$(pgc_unprivileged_copy)
 trap 'if [ "${status:-1}" = 0 ]; then rm -rf "$workdir"; else echo "logs kept in $workdir/tmp_check/log"; fi' EXIT
 
 status=1
+passed=0
 failed=0
+record() {
+	if [ "$1" = 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+}
+
 echo "=== pg_regress: one-node SQL surface"
-if ! pgc_as_runner "cd '$workdir' && make installcheck PG_CONFIG=$PG_CONFIG"; then
+rc=0
+pgc_as_runner "cd '$workdir' && make installcheck PG_CONFIG=$PG_CONFIG" || rc=$?
+if [ $rc != 0 ]; then
 	cat "$workdir"/regression.diffs 2>/dev/null || true
-	failed=1
 fi
+record $rc
 
 echo "=== TAP: multi-node behaviour"
 tap_tests="$*"
-if ! pgc_as_runner "cd '$workdir' && make tapcheck PG_CONFIG=$PG_CONFIG ${tap_tests:+PROVE_TESTS='$tap_tests'} ${PROVE_FLAGS:+PROVE_FLAGS='$PROVE_FLAGS'}"; then
+rc=0
+pgc_as_runner "cd '$workdir' && make tapcheck PG_CONFIG=$PG_CONFIG ${tap_tests:+PROVE_TESTS='$tap_tests'} ${PROVE_FLAGS:+PROVE_FLAGS='$PROVE_FLAGS'}" || rc=$?
+if [ $rc != 0 ]; then
 	for log in "$workdir"/tmp_check/log/regress_log_*; do
 		[ -f "$log" ] || continue
 		echo "----- tail of $log"
 		tail -n 60 "$log"
 	done
-	failed=1
+fi
+record $rc
+
+if [ -z "$tap_tests" ] && [ -f "$here/model/check.sh" ]; then
+	echo "=== Spin: the election, lease and fencing protocol"
+	rc=0
+	bash "$here/model/check.sh" || rc=$?
+	record $rc
 fi
 
 status=$failed
 if [ $status = 0 ]; then
 	echo "All pg_cluster tests passed."
 else
-	echo "Some pg_cluster tests FAILED." >&2
+	echo "Some pg_cluster tests FAILED."
 fi
+# last, one line a CI runner can read: the suites above (pg_regress, TAP, model)
+echo "suites: $passed passed, $failed failed"
 exit $status
