@@ -33,16 +33,21 @@
  *   MAXMSG    messages in flight at once, all connections together
  *             (default 2)
  *   NOREJOIN  leave out "a demoted primary is rewound and rejoins"
+ *   STAND_LAG_RULE  model the §4 standing rule "its LSN is within
+ *             max_lag_on_failover (0) of the last leader LSN it knew" (data
+ *             nodes remember the leader LSN like the witness); without it
+ *             standbys may stand regardless, an over-approximation
  *
- * Protocol changes this model found necessary (model/README.md).  Off by
- * default, so that the default model is docs/protocol.md as written:
- *   SELFVOTE_RECHECK     the candidate's own vote obeys V3: when its
- *                        pre-vote succeeds it re-checks now -
- *                        last_leader_contact >= failover_timeout before it
- *                        raises its term, and a pre-candidate that
- *                        acknowledges a live leader gives up the round
- *   WITNESS_LSN_DURABLE  the witness keeps the highest leader LSN it heard
- *                        in its durable state, so V5 survives its restart
+ * Protocol variants (model/README.md):
+ *   NO_SELFVOTE_RECHECK  the protocol before the fix this model found: the
+ *                        candidate's own vote does not obey V3 (it neither
+ *                        gives up its pre-vote round when it acknowledges a
+ *                        live leader nor re-checks V3 before raising its
+ *                        term).  Violates P1.
+ *   WITNESS_LSN_DURABLE  proposed fix, not in docs/protocol.md yet: the
+ *                        witness keeps the highest leader LSN it heard in
+ *                        its durable state, so V5 survives its restart.
+ *                        Without it P3 is violated.
  *
  * Properties:
  *   P1  monitor(): at no instant two writers, a writer being the leader of
@@ -59,8 +64,8 @@
  *       candidate LSN >= every LSN a leader ever reported to the witness
  *       (in any incarnation of the witness).
  *   REACH=1   assert(false) when some node wins an election (must "fail")
- *   REACH=2   assert(false) when a leader of term >= 2, i.e. after a
- *             failover, commits under a valid lease (must "fail")
+ *   REACH=2   assert(false) when node 1 commits, i.e. after a failover
+ *             the standby leads and holds a valid lease (must "fail")
  */
 
 #define N     3
@@ -97,6 +102,11 @@
 #else
 #define DATA(i) ((i) != 2)
 #endif
+#ifdef STAND_LAG_RULE
+#define HEARS_LSN(i) (1)
+#else
+#define HEARS_LSN(i) (!DATA(i))
+#endif
 
 /* ---------------------------------------------------------------- nodes */
 
@@ -111,7 +121,8 @@ byte lsn[N];             /* WAL position (data nodes) */
 byte phase[N];           /* 0 waiting, 1 pre-vote round, 2 vote round */
 byte contact[N] = FIRE;  /* now - last_leader_contact, saturated at FIRE */
 byte lease[N];           /* lease_until - now, 0 = none */
-byte heard[N];           /* witness: highest LSN a leader reported (V5) */
+byte heard[N];           /* highest LSN a leader reported (V5; witness, and data
+                          * nodes with STAND_LAG_RULE) */
 byte crashes;
 
 #define LEADER(i) (up[i] && term[i] > 0 && lterm[i] == term[i])
@@ -171,8 +182,8 @@ byte lease_term;                    /* P1: term of the latest lease obtained */
 byte w_seen;                        /* P3: highest LSN ever reported to the witness */
 #endif
 
-hidden byte k;
-hidden byte g;
+byte k;                             /* scratch, always 0 between actions */
+byte g;                             /* scratch, always 0 between actions */
 
 /* ------------------------------------------------------------- helpers */
 
@@ -234,6 +245,9 @@ inline STAND(i) {
 		up[i] && DATA(i) && phase[i] != 1 && term[i] < MAXTERM && !LEADER(i) &&
 		   (BOOTSTRAPPING(i) ||
 		    (term[i] >= 1 && contact[i] >= FIRE &&
+#ifdef STAND_LAG_RULE
+		     (primary[i] || lsn[i] >= heard[i]) &&
+#endif
 		     (!primary[i] || (i == 0 && lterm[i] == 0)))) ->
 		phase[i] = 1;
 		printf("n%d stands (pre-vote for term %d)", i, term[i] + 1); SHOW()
@@ -256,7 +270,7 @@ inline SEND_VQ(s, d) {
 inline SEND_HB(s, d) {
 	d_step {
 		LEADER(s) && IDLE(LNK(s,d)) ->
-		SEND(LNK(s,d), MK_HB(term[s], LEASE, (DATA(d) -> 0 : lsn[s])));
+		SEND(LNK(s,d), MK_HB(term[s], LEASE, (HEARS_LSN(d) -> lsn[s] : 0)));
 		NORM();
 		printf("n%d -> n%d heartbeat term %d", s, d, term[s]); SHOW()
 	}
@@ -267,7 +281,7 @@ inline COMMIT(i) {
 	d_step {
 		WRITABLE(i) && lsn[i] < MAXLSN ->
 #if REACH == 2
-		assert(term[i] < 2);                  /* probe: a failover leader commits */
+		assert(!(REACH == 2 && i != 0));  /* probe: after a failover, node 1 commits */
 #endif
 		lsn[i]++;
 		printf("n%d COMMITS lsn %d in term %d", i, lsn[i], term[i]); SHOW()
@@ -291,7 +305,7 @@ inline REJOIN(i, s, t) {
 		up[i] && primary[i] && term[i] > 0 && !LEADER(i) && LEADER(s) ->
 		primary[i] = 0; lsn[i] = lsn[s];
 		CUT(i, s, t);
-		contact[i] = 0; phase[i] = 0; lease[i] = 0;
+		contact[i] = 0; phase[i] = 0; lease[i] = 0; heard[i] = 0;
 		NORM();
 		printf("n%d rejoins as standby of n%d", i, s); SHOW()
 	}
@@ -304,7 +318,9 @@ inline CRASH(i, a, b) {
 		up[i] = 0; crashes++;
 		CUT(i, a, b);
 		phase[i] = 0; contact[i] = 0; lease[i] = 0;
-#ifndef WITNESS_LSN_DURABLE
+#ifdef WITNESS_LSN_DURABLE
+		if :: DATA(i) -> heard[i] = 0 :: else fi;
+#else
 		heard[i] = 0;
 #endif
 		NORM();
@@ -362,18 +378,13 @@ inline HB_DELIVER(s, d) {
 			assert(!LEADER(d));                 /* P2: a claim of a term d leads */
 			contact[d] = 0;
 			if :: phase[d] == 2 -> phase[d] = 0 :: else fi;
-#ifdef SELFVOTE_RECHECK
-			if :: phase[d] == 1 -> phase[d] = 0 :: else fi;
+#ifndef NO_SELFVOTE_RECHECK
+			if :: phase[d] == 1 -> phase[d] = 0 :: else fi;   /* §4 round 1 */
 #endif
-			if
-			:: !DATA(d) ->
-				if :: HB_LSN(LNK(s,d)) > heard[d] -> heard[d] = HB_LSN(LNK(s,d)) :: else fi;
+			if :: HB_LSN(LNK(s,d)) > heard[d] -> heard[d] = HB_LSN(LNK(s,d)) :: else fi;
 #ifndef WITNESS_LSN_DURABLE
-				if :: HB_LSN(LNK(s,d)) > w_seen -> w_seen = HB_LSN(LNK(s,d)) :: else fi;
+			if :: !DATA(d) && HB_LSN(LNK(s,d)) > w_seen -> w_seen = HB_LSN(LNK(s,d)) :: else fi;
 #endif
-				skip
-			:: else
-			fi;
 			REPLY(LNK(s,d), MK_HR(term[d], LREM(LNK(s,d)), 1))
 		:: else ->                              /* stale claim: reply with the higher term */
 			REPLY(LNK(s,d), MK_HR(term[d], 0, 0))
@@ -391,9 +402,19 @@ inline HR_DELIVER(s, d) {
 		ADOPT(s, TERM(LNK(s,d)));
 		if
 		:: HR_ACK(LNK(s,d)) && TERM(LNK(s,d)) == term[s] && LEADER(s) ->
-			contact[s] = 0;                     /* a majority acknowledged (N = 3) */
 			/* lease_until = M + lease_duration; with N = 3, M is the latest
-			 * acknowledged send time of the two peers */
+			 * acknowledged send time of the two peers.  The leader counts
+			 * its majority acknowledgement as contact (V3): here from M,
+			 * the send time (src/election.c), which is earlier than the
+			 * arrival of the acknowledgement, so more permissive; for an
+			 * acknowledgement sent LEASE or more ticks ago the exact age is
+			 * not kept and contact is left as it is (more permissive
+			 * still). */
+			if
+			:: LREM(LNK(s,d)) > 0 && LEASE - LREM(LNK(s,d)) < contact[s] ->
+				contact[s] = LEASE - LREM(LNK(s,d))
+			:: else
+			fi;
 			if
 			:: LREM(LNK(s,d)) > lease[s] ->
 #ifdef LEASE_ORDER
@@ -423,7 +444,7 @@ inline VQ_DELIVER(s, d, refuse) {
 			:: !refuse && TERM(LNK(s,d)) >= term[d] &&               /* V1 */
 			      contact[d] >= FIRE &&                              /* V3 */
 			      (!DATA(d) || VQ_LSN(LNK(s,d)) >= lsn[d]) &&        /* V4 */
-			      (DATA(d) || VQ_LSN(LNK(s,d)) >= heard[d]) ->       /* V5 */
+			      VQ_LSN(LNK(s,d)) >= heard[d] ->                     /* V5 */
 				g = 1
 			:: else -> g = 0
 			fi;
@@ -442,7 +463,7 @@ inline VQ_DELIVER(s, d, refuse) {
 			      (voted[d] == NONE || voted[d] == s) &&             /* V2 */
 			      contact[d] >= FIRE &&                              /* V3 */
 			      (!DATA(d) || VQ_LSN(LNK(s,d)) >= lsn[d]) &&        /* V4 */
-			      (DATA(d) || VQ_LSN(LNK(s,d)) >= heard[d]) ->       /* V5 */
+			      VQ_LSN(LNK(s,d)) >= heard[d] ->                     /* V5 */
 				g = 1;
 				voted[d] = s;                   /* durable before the reply */
 				/* P3, for a grant that can still count */
@@ -474,9 +495,9 @@ inline VR_DELIVER(s, d) {
 		:: PRE(LNK(s,d)) && GRANT(LNK(s,d)) && phase[s] == 1 &&
 		      TERM(LNK(s,d)) == term[s] + 1 ->
 			/* pre-vote won: the vote round, term + 1 and own vote durable */
-#ifdef SELFVOTE_RECHECK
+#ifndef NO_SELFVOTE_RECHECK
 			if
-			:: contact[s] >= FIRE ->
+			:: contact[s] >= FIRE ->            /* own vote obeys V3 */
 				term[s]++; voted[s] = s; phase[s] = 2; lease[s] = 0
 			:: else -> phase[s] = 0
 			fi
@@ -489,7 +510,7 @@ inline VR_DELIVER(s, d) {
 			assert(leader_of[term[s]] == NONE || leader_of[term[s]] == s);   /* P2 */
 			leader_of[term[s]] = s;
 #if REACH == 1
-			assert(false);                      /* probe: a leader is elected */
+			assert(!(REACH == 1));              /* probe: a leader is elected */
 #endif
 			lterm[s] = term[s]; phase[s] = 0; primary[s] = 1; lease[s] = 0;
 			printf(" => n%d ELECTED leader of term %d", s, term[s])

@@ -416,17 +416,22 @@ CountGrants(TimestampTz now)
 		 * Our own vote obeys V3 too: if a leader was heard since the round
 		 * began, raising the term now would depose it.
 		 */
+		/* start the real election: term + 1 and our own vote, on disk */
+		LWLockAcquire(PgClusterShmem->durable_lock, LW_EXCLUSIVE);
+
+		/*
+		 * Checked under durable_lock, which heartbeats hold while they
+		 * acknowledge a leader, so no acknowledgement can slip in between.
+		 */
 		LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
 		last_contact = PgClusterShmem->last_leader_contact;
 		LWLockRelease(PgClusterShmem->lock);
 		if (now - last_contact < (int64) PgClusterFailoverTimeoutMs * 1000)
 		{
+			LWLockRelease(PgClusterShmem->durable_lock);
 			election.phase = ELECTION_IDLE;
 			return;
 		}
-
-		/* start the real election: term + 1 and our own vote, on disk */
-		LWLockAcquire(PgClusterShmem->durable_lock, LW_EXCLUSIVE);
 		if (PgClusterShmem->durable.term + 1 != election.term)
 		{
 			LWLockRelease(PgClusterShmem->durable_lock);
