@@ -44,6 +44,18 @@ CompareProgress(TimeLineID tli_a, XLogRecPtr lsn_a, TimeLineID tli_b, XLogRecPtr
 	return 0;
 }
 
+/* LastLeaderContact reads when a live leader was last heard (rule V3). */
+static TimestampTz
+LastLeaderContact(void)
+{
+	TimestampTz last_contact;
+
+	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
+	last_contact = PgClusterShmem->last_leader_contact;
+	LWLockRelease(PgClusterShmem->lock);
+	return last_contact;
+}
+
 /* Number of voters that make a majority. */
 static int
 MajoritySize(void)
@@ -423,9 +435,7 @@ CountGrants(TimestampTz now)
 		 * Checked under durable_lock, which heartbeats hold while they
 		 * acknowledge a leader, so no acknowledgement can slip in between.
 		 */
-		LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
-		last_contact = PgClusterShmem->last_leader_contact;
-		LWLockRelease(PgClusterShmem->lock);
+		last_contact = LastLeaderContact();
 		if (now - last_contact < (int64) PgClusterFailoverTimeoutMs * 1000)
 		{
 			LWLockRelease(PgClusterShmem->durable_lock);
@@ -565,9 +575,7 @@ ElectionTick(TimestampTz now)
 							 election.grants, MajoritySize());
 		election.phase = ELECTION_IDLE;
 		/* try again after a new random delay (split votes resolve) */
-		LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
-		election.contact_seen = PgClusterShmem->last_leader_contact;
-		LWLockRelease(PgClusterShmem->lock);
+		election.contact_seen = LastLeaderContact();
 		election.not_before = TimestampTzPlusMilliseconds(now, RandomDelayMs());
 	}
 	PgClusterDurableSnapshot(&durable);
@@ -580,9 +588,7 @@ ElectionTick(TimestampTz now)
 	{
 		TimestampTz last_contact;
 
-		LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
-		last_contact = PgClusterShmem->last_leader_contact;
-		LWLockRelease(PgClusterShmem->lock);
+		last_contact = LastLeaderContact();
 		if (last_contact > election.round_started_at)
 		{
 			election.phase = ELECTION_IDLE;
