@@ -3,17 +3,21 @@
 EXTENSION = pg_cluster
 MODULE_big = pg_cluster
 OBJS = \
+	src/conninfo.o \
 	src/durable.o \
 	src/election.o \
 	src/events.o \
 	src/fence.o \
 	src/follow.o \
 	src/guc.o \
+	src/handover.o \
 	src/peer.o \
 	src/pg_cluster.o \
+	src/rejoin.o \
 	src/rpc.o \
 	src/shared_state.o \
 	src/state_file.o \
+	src/switchover.o \
 	src/views.o \
 	src/worker.o
 DATA = pg_cluster--1.0.sql
@@ -31,7 +35,7 @@ SHLIB_LINK = $(libpq)
 
 # One-node SQL surface: pg_regress starts its own server with the library
 # preloaded (test/regress.conf), so installcheck needs no running server.
-REGRESS = setup guc views rpc
+REGRESS = setup guc views rpc switchover
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=./tmp_check_regress
 
 include $(PGXS)

@@ -49,7 +49,9 @@ CREATE FUNCTION pg_cluster.heartbeat(
 	OUT is_leader boolean,
 	OUT ack boolean,
 	OUT pause_version bigint,
-	OUT paused boolean)
+	OUT paused boolean,
+	OUT priority integer,
+	OUT state text)
 RETURNS record
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'pg_cluster_heartbeat';
@@ -66,6 +68,7 @@ CREATE FUNCTION pg_cluster.request_vote(
 	candidate_lsn pg_catalog.pg_lsn,
 	pre_vote boolean,
 	candidate_protocol_version integer,
+	transfer_from text,
 	OUT term bigint,
 	OUT granted boolean,
 	OUT reason text)
@@ -73,8 +76,50 @@ RETURNS record
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'pg_cluster_request_vote';
 
-REVOKE ALL ON FUNCTION pg_cluster.request_vote(text, text, bigint, integer, pg_catalog.pg_lsn, boolean, integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pg_cluster.request_vote(text, text, bigint, integer, pg_catalog.pg_lsn, boolean, integer) TO pgcluster_peer;
+REVOKE ALL ON FUNCTION pg_cluster.request_vote(text, text, bigint, integer, pg_catalog.pg_lsn, boolean, integer, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pg_cluster.request_vote(text, text, bigint, integer, pg_catalog.pg_lsn, boolean, integer, text) TO pgcluster_peer;
+
+-- Internal: the leader asks the target of a switchover to take over.
+CREATE FUNCTION pg_cluster.handover(
+	leader_name text,
+	leader_system_identifier text,
+	leader_term bigint,
+	handover_lsn pg_catalog.pg_lsn,
+	timeout_ms integer,
+	leader_protocol_version integer,
+	OUT accepted boolean,
+	OUT reason text)
+RETURNS record
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'pg_cluster_handover';
+REVOKE ALL ON FUNCTION pg_cluster.handover(text, text, bigint, pg_catalog.pg_lsn, integer, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pg_cluster.handover(text, text, bigint, pg_catalog.pg_lsn, integer, integer) TO pgcluster_peer;
+
+-- Internal: another node's pg_cluster.switchover() asks the leader to run it.
+CREATE FUNCTION pg_cluster.request_switchover(
+	target text,
+	timeout_ms integer,
+	caller_name text,
+	caller_system_identifier text,
+	caller_protocol_version integer,
+	OUT target text,
+	OUT term bigint)
+RETURNS record
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'pg_cluster_request_switchover';
+REVOKE ALL ON FUNCTION pg_cluster.request_switchover(text, integer, text, text, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pg_cluster.request_switchover(text, integer, text, text, integer) TO pgcluster_peer;
+
+-- Planned switchover: hands the primary role to "target" (NULL: the best
+-- standby) and returns the new primary's name.
+CREATE FUNCTION pg_cluster.switchover(
+	target text DEFAULT NULL,
+	timeout interval DEFAULT '60 seconds')
+RETURNS text
+LANGUAGE C VOLATILE PARALLEL UNSAFE CALLED ON NULL INPUT
+AS 'MODULE_PATHNAME', 'pg_cluster_switchover';
+REVOKE ALL ON FUNCTION pg_cluster.switchover(text, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pg_cluster.switchover(text, interval) TO pgcluster_admin;
 
 -- Maintenance mode, cluster-wide and durable: no automatic failover.
 CREATE FUNCTION pg_cluster.pause() RETURNS boolean
@@ -107,7 +152,9 @@ CREATE FUNCTION pg_cluster.node_info(
 	OUT heartbeats_sent bigint,
 	OUT heartbeats_answered bigint,
 	OUT heartbeats_received bigint,
-	OUT system_identifier text)
+	OUT system_identifier text,
+	OUT state text,
+	OUT priority integer)
 RETURNS SETOF record
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'pg_cluster_node_info';

@@ -26,10 +26,18 @@ SELECT has_function_privilege('public',
 
 -- so are the votes; pause and resume are for pgcluster_admin
 SELECT has_function_privilege('public',
-	'pg_cluster.request_vote(text,text,bigint,integer,pg_lsn,boolean,integer)',
+	'pg_cluster.request_vote(text,text,bigint,integer,pg_lsn,boolean,integer,text)',
 	'EXECUTE') AS public_can_vote,
 	has_function_privilege('public', 'pg_cluster.pause()', 'EXECUTE') AS public_can_pause,
 	has_function_privilege('pgcluster_admin', 'pg_cluster.pause()', 'EXECUTE') AS admin_can_pause;
+
+-- switchover is for pgcluster_admin; its internal halves for pgcluster_peer
+SELECT f, has_function_privilege('public', f, 'EXECUTE') AS public_can_call,
+	has_function_privilege('pgcluster_admin', f, 'EXECUTE') AS admin_can_call,
+	has_function_privilege('pgcluster_peer', f, 'EXECUTE') AS peer_can_call
+FROM unnest(ARRAY['pg_cluster.switchover(text,interval)',
+	'pg_cluster.request_switchover(text,integer,text,text,integer)',
+	'pg_cluster.handover(text,text,bigint,pg_lsn,integer,integer)']) AS f;
 
 -- the views are for pg_monitor, not PUBLIC
 SELECT v, has_table_privilege('public', v, 'SELECT') AS public_can_read,
@@ -42,9 +50,9 @@ SET ROLE regress_monitor;
 SELECT node_name, role FROM pg_cluster.status;
 SELECT count(*) > 0 AS has_nodes FROM pg_cluster.nodes;
 -- monitoring does not allow calling the RPC
-SELECT * FROM pg_cluster.heartbeat('n2', '1', 'standby', 0, NULL, 1, '0/0', now(), 1, false, 0, false);
+SELECT * FROM pg_cluster.heartbeat('n2', '1', 'standby', 0, NULL, 1, '0/0', now(), 2, false, 0, false);
 RESET ROLE;
 SET ROLE regress_nobody;
 SELECT node_name FROM pg_cluster.status;
-SELECT * FROM pg_cluster.heartbeat('n2', '1', 'standby', 0, NULL, 1, '0/0', now(), 1, false, 0, false);
+SELECT * FROM pg_cluster.heartbeat('n2', '1', 'standby', 0, NULL, 1, '0/0', now(), 2, false, 0, false);
 RESET ROLE;

@@ -66,7 +66,7 @@ MajoritySize(void)
 }
 
 /*
- * PgClusterHandleVoteRequest applies the voter's rules V1-V7 to a request
+ * PgClusterHandleVoteRequest applies the voter's rules V1-V8 to a request
  * and, for a granted real vote, records the vote on disk before returning.
  * *voter_term is set to this node's term after the request.
  */
@@ -82,6 +82,8 @@ PgClusterHandleVoteRequest(const PgClusterVoteRequest *req, uint64 *voter_term,
 	char		leader[PGC_NAME_LEN];
 	int			candidate_index;
 	bool		candidate_is_witness = false;
+	bool		handing_over_to_candidate;
+	bool		transfer = false;
 
 	if (!PgClusterEnsureDurableLoaded())
 	{
@@ -106,6 +108,9 @@ PgClusterHandleVoteRequest(const PgClusterVoteRequest *req, uint64 *voter_term,
 
 		candidate_is_witness = entry->view_valid && entry->view.role == PGC_ROLE_WITNESS;
 	}
+	handing_over_to_candidate =
+		PgClusterShmem->switchover.phase >= PGC_SWITCHOVER_HANDING_OVER &&
+		strcmp(PgClusterShmem->switchover.target, req->candidate) == 0;
 	LWLockRelease(PgClusterShmem->lock);
 
 #define REFUSE(...) \
@@ -121,6 +126,24 @@ PgClusterHandleVoteRequest(const PgClusterVoteRequest *req, uint64 *voter_term,
 			   req->term, next.term);
 
 	/*
+	 * V8, a handover (§7): the leader named in the request gave its term to
+	 * the candidate after it stopped acknowledging commits, so there is no
+	 * lease to wait out (V3), and the candidate promotes only once it holds
+	 * the leader's handover LSN, which replaces V4 and V5.  A voter accepts
+	 * this only for the term right after the one in which it knows that
+	 * leader; the leader itself only for the target it chose.
+	 */
+	if (req->transfer_from[0] != '\0' && !req->pre_vote)
+	{
+		if (req->term != next.term + 1 || strcmp(leader, req->transfer_from) != 0)
+			REFUSE("handover from \"%s\" for term " UINT64_FORMAT " not recognised: this voter knows leader \"%s\" in term " UINT64_FORMAT,
+				   req->transfer_from, req->term, leader, next.term);
+		if (strcmp(req->transfer_from, PgClusterNodeName) == 0 && !handing_over_to_candidate)
+			REFUSE("this node did not hand over to \"%s\"", req->candidate);
+		transfer = true;
+	}
+
+	/*
 	 * V6 and V3 are checked before a higher term is adopted: a voter that
 	 * is paused, or still hears its leader, ignores the request entirely,
 	 * so a returning node cannot push the term up and depose a healthy
@@ -128,7 +151,7 @@ PgClusterHandleVoteRequest(const PgClusterVoteRequest *req, uint64 *voter_term,
 	 */
 	if (next.paused)
 		REFUSE("the cluster is paused");
-	if (last_contact != 0 &&
+	if (!transfer && last_contact != 0 &&
 		now - last_contact < (int64) PgClusterFailoverTimeoutMs * 1000)
 	{
 		if (leader[0] != '\0')
@@ -143,7 +166,7 @@ PgClusterHandleVoteRequest(const PgClusterVoteRequest *req, uint64 *voter_term,
 		REFUSE("\"%s\" is not a data node of this cluster", req->candidate);
 
 	/* V4: the candidate's WAL must be at least as far as ours */
-	if (PgClusterNodeKindSetting == PGC_NODE_DATA)
+	if (PgClusterNodeKindSetting == PGC_NODE_DATA && !transfer)
 	{
 		TimeLineID	own_tli;
 		XLogRecPtr	own_lsn = PgClusterLocalLsn(&own_tli);
@@ -155,7 +178,7 @@ PgClusterHandleVoteRequest(const PgClusterVoteRequest *req, uint64 *voter_term,
 	}
 
 	/* V5: not too far behind what the last leader reported */
-	if (leader_lsn != InvalidXLogRecPtr)
+	if (leader_lsn != InvalidXLogRecPtr && !transfer)
 	{
 		if (req->timeline < leader_tli ||
 			(req->timeline == leader_tli &&
@@ -241,6 +264,7 @@ typedef struct Election
 	TimestampTz contact_seen;	/* last_leader_contact when not_before was set */
 	TimestampTz last_streaming_at;
 	bool		was_paused;
+	char		transfer_from[PGC_NAME_LEN];	/* "" unless a handover round */
 } Election;
 
 static Election election;
@@ -395,9 +419,9 @@ ResetRound(void)
 	memset(election.granted_by, 0, sizeof(election.granted_by));
 }
 
-/* Ask every peer for a (pre-)vote for election.term. */
+/* Ask every peer for a pre-vote for election.term. */
 static void
-SendVoteRequests(bool pre_vote)
+SendPreVoteRequests(void)
 {
 	PgClusterVoteRequest req;
 
@@ -405,67 +429,87 @@ SendVoteRequests(bool pre_vote)
 	strlcpy(req.candidate, PgClusterNodeName, PGC_NAME_LEN);
 	req.term = election.term;
 	req.lsn = PgClusterLocalLsn(&req.timeline);
-	req.pre_vote = pre_vote;
+	req.pre_vote = true;
 	PeerConnectionsRequestVotes(&req);
 }
 
 static void BecomeLeader(TimestampTz now);
+static void CountGrants(TimestampTz now);
+
+/*
+ * StartVoteRound raises the term to election.term with our own vote, on
+ * disk, and asks every peer for its vote.  "transfer_from" names the leader
+ * that handed its term over to us (V8), NULL in a normal election.
+ */
+static void
+StartVoteRound(TimestampTz now, const char *transfer_from, const char *why)
+{
+	PgClusterDurableState next;
+	PgClusterVoteRequest req;
+
+	LWLockAcquire(PgClusterShmem->durable_lock, LW_EXCLUSIVE);
+
+	/*
+	 * Our own vote obeys V3 too: if a leader was heard since the round
+	 * began, raising the term now would depose it.  Checked under
+	 * durable_lock, which heartbeats hold while they acknowledge a leader,
+	 * so no acknowledgement can slip in between.  A handover is exempt, as
+	 * for every voter (V8).
+	 */
+	if (transfer_from == NULL &&
+		now - LastLeaderContact() < (int64) PgClusterFailoverTimeoutMs * 1000)
+	{
+		LWLockRelease(PgClusterShmem->durable_lock);
+		election.phase = ELECTION_IDLE;
+		return;
+	}
+	if (PgClusterShmem->durable.term + 1 != election.term)
+	{
+		LWLockRelease(PgClusterShmem->durable_lock);
+		election.phase = ELECTION_IDLE;
+		return;
+	}
+	next = PgClusterShmem->durable;
+	next.term = election.term;
+	strlcpy(next.voted_for, PgClusterNodeName, PGC_NAME_LEN);
+	pg_atomic_write_u64(&PgClusterShmem->commit_allowed_until, 0);
+	PgClusterPersistLocked(&next);
+	LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
+	PgClusterShmem->leader[0] = '\0';
+	LWLockRelease(PgClusterShmem->lock);
+	LWLockRelease(PgClusterShmem->durable_lock);
+
+	PgClusterRecordEvent("election_started", NULL, "%s; standing for term " UINT64_FORMAT,
+						 why, election.term);
+	election.phase = ELECTION_VOTE;
+	ResetRound();
+	election.round_started_at = now;
+
+	memset(&req, 0, sizeof(req));
+	strlcpy(req.candidate, PgClusterNodeName, PGC_NAME_LEN);
+	req.term = election.term;
+	req.lsn = PgClusterLocalLsn(&req.timeline);
+	if (transfer_from != NULL)
+		strlcpy(req.transfer_from, transfer_from, PGC_NAME_LEN);
+	strlcpy(election.transfer_from, req.transfer_from, PGC_NAME_LEN);
+	PeerConnectionsRequestVotes(&req);
+	CountGrants(now);			/* a one-node cluster wins at once */
+}
 
 /* Check whether the round has a majority, and move on if so. */
 static void
 CountGrants(TimestampTz now)
 {
-	PgClusterDurableState next;
-
 	if (election.grants < MajoritySize())
 		return;
 
 	if (election.phase == ELECTION_PRE_VOTE)
 	{
-		TimestampTz last_contact;
+		char		why[64];
 
-		/*
-		 * Our own vote obeys V3 too: if a leader was heard since the round
-		 * began, raising the term now would depose it.
-		 */
-		/* start the real election: term + 1 and our own vote, on disk */
-		LWLockAcquire(PgClusterShmem->durable_lock, LW_EXCLUSIVE);
-
-		/*
-		 * Checked under durable_lock, which heartbeats hold while they
-		 * acknowledge a leader, so no acknowledgement can slip in between.
-		 */
-		last_contact = LastLeaderContact();
-		if (now - last_contact < (int64) PgClusterFailoverTimeoutMs * 1000)
-		{
-			LWLockRelease(PgClusterShmem->durable_lock);
-			election.phase = ELECTION_IDLE;
-			return;
-		}
-		if (PgClusterShmem->durable.term + 1 != election.term)
-		{
-			LWLockRelease(PgClusterShmem->durable_lock);
-			election.phase = ELECTION_IDLE;
-			return;
-		}
-		next = PgClusterShmem->durable;
-		next.term = election.term;
-		strlcpy(next.voted_for, PgClusterNodeName, PGC_NAME_LEN);
-		pg_atomic_write_u64(&PgClusterShmem->commit_allowed_until, 0);
-		PgClusterPersistLocked(&next);
-		LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
-		PgClusterShmem->leader[0] = '\0';
-		LWLockRelease(PgClusterShmem->lock);
-		LWLockRelease(PgClusterShmem->durable_lock);
-
-		PgClusterRecordEvent("election_started", NULL,
-							 "pre-vote won with %d of %d voters; standing for term " UINT64_FORMAT,
-							 election.grants, PgClusterPeers->count, election.term);
-		election.phase = ELECTION_VOTE;
-		ResetRound();
-		election.round_started_at = now;
-		SendVoteRequests(false);
-		CountGrants(now);		/* a one-node cluster wins at once */
+		snprintf(why, sizeof(why), "pre-vote won with %d of %d voters",
+				 election.grants, PgClusterPeers->count);
+		StartVoteRound(now, NULL, why);
 		return;
 	}
 
@@ -506,15 +550,24 @@ BecomeLeader(TimestampTz now)
 	PgClusterRecordEvent("elected", NULL,
 						 "won the election of term " UINT64_FORMAT " with %d of %d votes",
 						 election.term, election.grants, PgClusterPeers->count);
+	WorkerRequestImmediateTick();
 
-	if (RecoveryInProgress())
-	{
-		PgClusterRecordEvent("promotion", NULL,
-							 "promoting this standby for term " UINT64_FORMAT,
-							 election.term);
-		/* returns at once; the worker watches recovery end */
-		(void) DirectFunctionCall2(pg_promote, BoolGetDatum(false), Int32GetDatum(60));
-	}
+	/* after a handover, the promotion waits for the old leader's last WAL */
+	if (RecoveryInProgress() && election.transfer_from[0] == '\0')
+		PromoteStandby(election.term, "");
+}
+
+/*
+ * PromoteStandby asks the server to end recovery; pg_promote returns at
+ * once and the worker watches recovery end.
+ */
+void
+PromoteStandby(uint64 term, const char *why)
+{
+	PgClusterRecordEvent("promotion", NULL,
+						 "promoting this standby for term " UINT64_FORMAT "%s",
+						 term, why);
+	(void) DirectFunctionCall2(pg_promote, BoolGetDatum(false), Int32GetDatum(60));
 }
 
 /*
@@ -562,6 +615,7 @@ ElectionTick(TimestampTz now)
 {
 	PgClusterDurableState durable;
 	const char *why_not;
+	char		handover_from[PGC_NAME_LEN];
 
 	if (WalRcvStreaming())
 		election.last_streaming_at = now;
@@ -607,6 +661,17 @@ ElectionTick(TimestampTz now)
 	if (election.phase != ELECTION_IDLE)
 		return;
 
+	/* a leader handed its term over to us: stand at once, no pre-vote */
+	if (HandoverPending(durable.term, handover_from))
+	{
+		char		why[PGC_NAME_LEN + 32];
+
+		snprintf(why, sizeof(why), "handover from \"%s\"", handover_from);
+		election.term = durable.term + 1;
+		StartVoteRound(now, handover_from, why);
+		return;
+	}
+
 	why_not = WhyNotStand(now, &durable);
 	if (why_not != NULL)
 		return;
@@ -615,7 +680,7 @@ ElectionTick(TimestampTz now)
 	election.term = durable.term + 1;
 	ResetRound();
 	election.round_started_at = now;
-	SendVoteRequests(true);
+	SendPreVoteRequests();
 	CountGrants(now);
 }
 

@@ -13,6 +13,12 @@
  * at its next read), so the client sees an ambiguous failure rather than a
  * success that a new leader does not have.
  *
+ * During a planned switchover the leader holds commits (protocol.md §7):
+ * a transaction reaching its commit waits until the switchover ends, and
+ * is refused if the switchover outlives its deadline.  Transactions that
+ * passed the fence are counted until their commit is done, so the leader
+ * can wait for the last of them before it names its handover LSN.
+ *
  * Copyright (c) 2026, pg_cluster developers
  *
  * IDENTIFICATION
@@ -25,6 +31,7 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "libpq/auth.h"
+#include "pgstat.h"
 #include "utils/guc.h"
 #include "miscadmin.h"
 #include "tcop/dest.h"
@@ -38,6 +45,9 @@
 
 /* Set at pre-commit for a transaction that wrote and was allowed. */
 static bool checked_write_commit = false;
+
+/* This backend is counted in commits_in_flight. */
+static bool counted_in_flight = false;
 
 int
 PgClusterLeaseDurationMs(void)
@@ -106,6 +116,87 @@ RefuseCommit(void)
 }
 
 static void
+LeaveInFlight(void)
+{
+	if (counted_in_flight)
+	{
+		pg_atomic_fetch_sub_u32(&PgClusterShmem->commits_in_flight, 1);
+		counted_in_flight = false;
+	}
+}
+
+/*
+ * EnterInFlight counts this commit as in flight, waiting first while a
+ * switchover holds commits.  The count is raised before the hold flag is
+ * read, and the leader sets the flag before it reads the count (both are
+ * full barriers), so a commit either sees the hold or is seen in flight.
+ */
+static void
+EnterInFlight(void)
+{
+	TimestampTz deadline;
+
+	for (;;)
+	{
+		pg_atomic_fetch_add_u32(&PgClusterShmem->commits_in_flight, 1);
+		counted_in_flight = true;
+		if (pg_atomic_read_u32(&PgClusterShmem->commit_hold) == 0)
+			return;
+		LeaveInFlight();
+
+		LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
+		deadline = PgClusterShmem->switchover.deadline;
+		LWLockRelease(PgClusterShmem->lock);
+
+		ConditionVariablePrepareToSleep(&PgClusterShmem->hold_cv);
+		while (pg_atomic_read_u32(&PgClusterShmem->commit_hold) != 0 &&
+			   GetCurrentTimestamp() < deadline)
+			(void) ConditionVariableTimedSleep(&PgClusterShmem->hold_cv, 100,
+											   PG_WAIT_EXTENSION);
+		ConditionVariableCancelSleep();
+		if (pg_atomic_read_u32(&PgClusterShmem->commit_hold) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+					 errmsg("pg_cluster: node \"%s\" is handing over to a new primary",
+							PgClusterNodeName),
+					 errdetail("A switchover holds new commits; the transaction was rolled back."),
+					 errhint("Retry on the new primary (see pg_cluster.connection_uri()).")));
+	}
+}
+
+/*
+ * PgClusterHoldCommits makes new commits wait, then waits up to
+ * drain_timeout_ms for the commits already past the fence to finish.
+ * Returns false if they did not (the hold stays: the caller releases it).
+ */
+bool
+PgClusterHoldCommits(int64 drain_timeout_ms)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   drain_timeout_ms);
+
+	(void) pg_atomic_exchange_u32(&PgClusterShmem->commit_hold, 1);
+	while (pg_atomic_read_u32(&PgClusterShmem->commits_in_flight) != 0)
+	{
+		if (GetCurrentTimestamp() >= deadline)
+			return false;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	return true;
+}
+
+/* PgClusterReleaseCommits ends the hold and wakes the waiting commits. */
+void
+PgClusterReleaseCommits(void)
+{
+	(void) pg_atomic_exchange_u32(&PgClusterShmem->commit_hold, 0);
+	ConditionVariableBroadcast(&PgClusterShmem->hold_cv);
+}
+
+static void
 FenceXactCallback(XactEvent event, void *arg)
 {
 	switch (event)
@@ -115,12 +206,18 @@ FenceXactCallback(XactEvent event, void *arg)
 			checked_write_commit = false;
 			if (!TransactionIdIsValid(GetTopTransactionIdIfAny()) || !FenceApplies())
 				return;
+			EnterInFlight();
 			if (!PgClusterCommitsAllowed(GetCurrentTimestamp()))
 				RefuseCommit();
 			checked_write_commit = (event == XACT_EVENT_PRE_COMMIT);
 			break;
 
+		case XACT_EVENT_PREPARE:
+			LeaveInFlight();
+			break;
+
 		case XACT_EVENT_COMMIT:
+			LeaveInFlight();
 			if (!checked_write_commit)
 				return;
 			checked_write_commit = false;
@@ -142,6 +239,7 @@ FenceXactCallback(XactEvent event, void *arg)
 
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			LeaveInFlight();
 			checked_write_commit = false;
 			break;
 

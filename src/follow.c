@@ -53,29 +53,10 @@ static TimestampTz hook_deadline = 0;
 static char hook_description[128];
 
 /*
- * BuildPrimaryConninfo returns the replication connection string for the
- * given leader: pg_cluster.peer_conninfo, then the leader's address and
- * this node's name as application_name (the name synchronous_standby_names
- * uses).
- */
-static char *
-BuildPrimaryConninfo(const char *host, int port)
-{
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	if (PgClusterPeerConninfo != NULL && PgClusterPeerConninfo[0] != '\0')
-		appendStringInfo(&buf, "%s ", PgClusterPeerConninfo);
-	appendStringInfo(&buf, "host=%s port=%d application_name=%s",
-					 host, port, PgClusterNodeName);
-	return buf.data;
-}
-
-/*
  * SetPrimaryConninfo writes primary_conninfo to postgresql.auto.conf, as
  * ALTER SYSTEM does, and asks the postmaster to reload.
  */
-static void
+void
 SetPrimaryConninfo(const char *conninfo)
 {
 	AlterSystemStmt *stmt = makeNode(AlterSystemStmt);
@@ -139,7 +120,7 @@ FollowLeader(void)
 		return;
 	}
 
-	conninfo = BuildPrimaryConninfo(host, port);
+	conninfo = PgClusterReplicationConninfoFor(host, port);
 	if (PrimaryConnInfo == NULL || strcmp(PrimaryConnInfo, conninfo) != 0)
 	{
 		SetPrimaryConninfo(conninfo);

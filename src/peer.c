@@ -54,6 +54,14 @@ typedef enum PeerState
 	PEER_AWAITING_REPLY			/* heartbeat sent, reply not complete */
 } PeerState;
 
+/* What the request in flight on a connection is. */
+typedef enum PeerRequestKind
+{
+	PEER_REQUEST_HEARTBEAT = 0,
+	PEER_REQUEST_VOTE,
+	PEER_REQUEST_HANDOVER
+} PeerRequestKind;
+
 typedef struct Peer
 {
 	char		name[PGC_NAME_LEN];
@@ -69,10 +77,13 @@ typedef struct Peer
 	TimestampTz deadline;		/* of CONNECTING and AWAITING_REPLY */
 	TimestampTz next_attempt_at;	/* of DISCONNECTED */
 	TimestampTz sent_at;		/* of the request in flight */
-	bool		in_flight_is_vote;	/* else a heartbeat */
+	PeerRequestKind in_flight;
 	PgClusterVoteRequest in_flight_vote;
 	bool		vote_pending;	/* a vote request waits to be sent */
 	PgClusterVoteRequest pending_vote;
+	bool		handover_pending;	/* a handover request waits to be sent */
+	bool		handover_unanswered;	/* one went out, no answer yet */
+	PgClusterHandoverRequest pending_handover;
 	int			refused_retry_ms;	/* current back-off after a refusal */
 
 	/* what the reachability check last published, to log transitions */
@@ -116,14 +127,18 @@ static int	peer_count = 0;
 
 static const char heartbeat_query[] =
 "SELECT node_name, system_identifier, role, term, leader, timeline, lsn, protocol_version, "
-"is_leader, ack, pause_version, paused "
+"is_leader, ack, pause_version, paused, priority, state "
 "FROM pg_cluster.heartbeat($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 
-#define HEARTBEAT_REPLY_COLUMNS 12
+#define HEARTBEAT_REPLY_COLUMNS 14
 
 static const char vote_query[] =
 "SELECT term, granted, reason "
-"FROM pg_cluster.request_vote($1, $2, $3, $4, $5, $6, $7)";
+"FROM pg_cluster.request_vote($1, $2, $3, $4, $5, $6, $7, $8)";
+
+static const char handover_query[] =
+"SELECT accepted, reason "
+"FROM pg_cluster.handover($1, $2, $3, $4, $5, $6)";
 
 /*
  * WITH_NODE_ENTRY runs "body" with "entry" pointing at the shared node entry
@@ -205,6 +220,20 @@ PeerFail(Peer *peer, TimestampTz now, bool refused, const char *raw_reason)
 
 	FlattenReason(reason, raw_reason, sizeof(reason));
 
+	/*
+	 * A handover request lost with its connection has an unknown outcome;
+	 * one that was never sent is simply refused.
+	 */
+	if (peer->handover_unanswered)
+	{
+		peer->handover_unanswered = false;
+		SwitchoverHandleHandoverReply(peer->name, false, true, reason);
+	}
+	if (peer->handover_pending)
+	{
+		peer->handover_pending = false;
+		SwitchoverHandleHandoverReply(peer->name, false, false, reason);
+	}
 	PeerCloseConnection(peer);
 
 	if (refused)
@@ -227,58 +256,6 @@ PeerFail(Peer *peer, TimestampTz now, bool refused, const char *raw_reason)
 		PgClusterRecordEvent("peer_refused", peer->name, "%s", reason);
 
 	PeerSetState(peer, PEER_DISCONNECTED);
-}
-
-/* Quote a conninfo value: single quotes, with ' and \ escaped. */
-static void
-AppendConninfoValue(StringInfo buf, const char *keyword, const char *value)
-{
-	appendStringInfo(buf, " %s='", keyword);
-	for (const char *p = value; *p; p++)
-	{
-		if (*p == '\'' || *p == '\\')
-			appendStringInfoChar(buf, '\\');
-		appendStringInfoChar(buf, *p);
-	}
-	appendStringInfoChar(buf, '\'');
-}
-
-/*
- * PeerBuildConninfo builds the connection string for a peer: our defaults,
- * then pg_cluster.peer_conninfo (which may override them), then the address
- * from pg_cluster.peers (which nothing overrides: the check hook forbids
- * host and port in peer_conninfo).
- */
-static char *
-PeerBuildConninfo(const Peer *peer)
-{
-	StringInfoData buf;
-	char		appname[PGC_NAME_LEN + 32];
-	char		keepalive_options[128];
-
-	initStringInfo(&buf);
-	snprintf(appname, sizeof(appname), "pg_cluster heartbeat from %s",
-			 PgClusterNodeName);
-	AppendConninfoValue(&buf, "dbname", "postgres");
-	AppendConninfoValue(&buf, "application_name", appname);
-
-	/*
-	 * A peer must never keep a heartbeat busy for long; TCP keepalives catch
-	 * a dead peer on an idle connection even before our own deadline.
-	 */
-	snprintf(keepalive_options, sizeof(keepalive_options),
-			 "-c statement_timeout=%d", PgClusterConnectTimeoutMs);
-	AppendConninfoValue(&buf, "options", keepalive_options);
-	appendStringInfoString(&buf, " keepalives=1 keepalives_idle=5 keepalives_interval=1 keepalives_count=3");
-
-	if (PgClusterPeerConninfo != NULL && PgClusterPeerConninfo[0] != '\0')
-	{
-		appendStringInfoChar(&buf, ' ');
-		appendStringInfoString(&buf, PgClusterPeerConninfo);
-	}
-	AppendConninfoValue(&buf, "host", peer->host);
-	appendStringInfo(&buf, " port=%d", peer->port);
-	return buf.data;
 }
 
 static void
@@ -307,7 +284,8 @@ PeerStartConnecting(Peer *peer, TimestampTz now)
 	}
 	peer->holds_external_fd = true;
 
-	conninfo = PeerBuildConninfo(peer);
+	conninfo = PgClusterPeerConninfoFor(peer->host, peer->port, "heartbeat",
+										PgClusterConnectTimeoutMs);
 	peer->conn = PQconnectStart(conninfo);
 	pfree(conninfo);
 
@@ -372,7 +350,7 @@ PeerContinueConnecting(Peer *peer, TimestampTz now)
  */
 static void
 PeerSendQuery(Peer *peer, TimestampTz now, const char *query, int nparams,
-			  const char *const *params, bool is_vote)
+			  const char *const *params, PeerRequestKind kind)
 {
 	int			rc;
 
@@ -393,7 +371,7 @@ PeerSendQuery(Peer *peer, TimestampTz now, const char *query, int nparams,
 	}
 	peer->flush_pending = (rc == 1);
 	peer->sent_at = now;
-	peer->in_flight_is_vote = is_vote;
+	peer->in_flight = kind;
 	peer->deadline = TimestampTzPlusMilliseconds(now, PgClusterConnectTimeoutMs);
 	PeerSetState(peer, PEER_AWAITING_REPLY);
 }
@@ -432,7 +410,8 @@ PeerSendHeartbeat(Peer *peer, TimestampTz now)
 	params[10] = pause_version;
 	params[11] = view.paused ? "t" : "f";
 
-	PeerSendQuery(peer, now, heartbeat_query, lengthof(params), params, false);
+	PeerSendQuery(peer, now, heartbeat_query, lengthof(params), params,
+				  PEER_REQUEST_HEARTBEAT);
 	if (peer->state == PEER_AWAITING_REPLY)
 		WITH_NODE_ENTRY(peer, entry, entry->heartbeats_sent++);
 }
@@ -447,7 +426,7 @@ PeerSendVote(Peer *peer, TimestampTz now)
 	char		timeline[16];
 	char		lsn[32];
 	char		version[16];
-	const char *params[7];
+	const char *params[8];
 
 	snprintf(sysid, sizeof(sysid), UINT64_FORMAT, PgClusterLocalSystemIdentifier());
 	snprintf(term, sizeof(term), UINT64_FORMAT, req->term);
@@ -461,19 +440,64 @@ PeerSendVote(Peer *peer, TimestampTz now)
 	params[4] = lsn;
 	params[5] = req->pre_vote ? "t" : "f";
 	params[6] = version;
+	params[7] = req->transfer_from[0] ? req->transfer_from : NULL;
 
 	peer->in_flight_vote = *req;
 	peer->vote_pending = false;
-	PeerSendQuery(peer, now, vote_query, lengthof(params), params, true);
+	PeerSendQuery(peer, now, vote_query, lengthof(params), params, PEER_REQUEST_VOTE);
 }
 
-/* IDLE, on tick or when a request waits: a vote first, else a heartbeat. */
+/* PeerSendHandover sends the pending handover request. */
 static void
-PeerSendNext(Peer *peer, TimestampTz now)
+PeerSendHandover(Peer *peer, TimestampTz now)
+{
+	const PgClusterHandoverRequest *req = &peer->pending_handover;
+	char		sysid[32];
+	char		term[32];
+	char		lsn[32];
+	char		timeout[16];
+	char		version[16];
+	const char *params[6];
+
+	snprintf(sysid, sizeof(sysid), UINT64_FORMAT, PgClusterLocalSystemIdentifier());
+	snprintf(term, sizeof(term), UINT64_FORMAT, req->term);
+	snprintf(lsn, sizeof(lsn), "%X/%X", LSN_FORMAT_ARGS(req->lsn));
+	snprintf(timeout, sizeof(timeout), "%d", req->timeout_ms);
+	snprintf(version, sizeof(version), "%d", PGC_PROTOCOL_VERSION);
+	params[0] = PgClusterNodeName;
+	params[1] = sysid;
+	params[2] = term;
+	params[3] = lsn;
+	params[4] = timeout;
+	params[5] = version;
+
+	peer->handover_pending = false;
+	peer->handover_unanswered = true;
+	PeerSendQuery(peer, now, handover_query, lengthof(params), params,
+				  PEER_REQUEST_HANDOVER);
+}
+
+/*
+ * PeerSendPending sends a queued request, if any: votes first (an election
+ * is the most urgent), then a handover.  Returns whether it sent one.
+ */
+static bool
+PeerSendPending(Peer *peer, TimestampTz now)
 {
 	if (peer->vote_pending)
 		PeerSendVote(peer, now);
+	else if (peer->handover_pending)
+		PeerSendHandover(peer, now);
 	else
+		return false;
+	return true;
+}
+
+/* IDLE, on tick or when a request waits: a queued request, else a heartbeat. */
+static void
+PeerSendNext(Peer *peer, TimestampTz now)
+{
+	if (!PeerSendPending(peer, now))
 		PeerSendHeartbeat(peer, now);
 }
 
@@ -493,6 +517,33 @@ PeerConnectionsRequestVotes(const PgClusterVoteRequest *req)
 		if (peers[i].state == PEER_IDLE)
 			PeerSendVote(&peers[i], now);
 	}
+}
+
+/*
+ * PeerConnectionsRequestHandover queues a handover request to the named
+ * peer.  Returns false if that peer has no connection: the request could
+ * not even be sent.
+ */
+bool
+PeerConnectionsRequestHandover(const char *name, const PgClusterHandoverRequest *req)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	for (int i = 0; i < peer_count; i++)
+	{
+		Peer	   *peer = &peers[i];
+
+		if (strcmp(peer->name, name) != 0)
+			continue;
+		if (peer->state != PEER_IDLE && peer->state != PEER_AWAITING_REPLY)
+			return false;
+		peer->pending_handover = *req;
+		peer->handover_pending = true;
+		if (peer->state == PEER_IDLE)
+			PeerSendHandover(peer, now);
+		return true;
+	}
+	return false;
 }
 
 static uint32
@@ -581,6 +632,8 @@ PeerParseReply(Peer *peer, PGresult *res, PgClusterNodeView *view, bool *acked,
 	*acked = strcmp(PQgetvalue(res, 0, 9), "t") == 0;
 	view->pause_version = strtou64(PQgetvalue(res, 0, 10), NULL, 10);
 	view->paused = strcmp(PQgetvalue(res, 0, 11), "t") == 0;
+	view->priority = atoi(PQgetvalue(res, 0, 12));
+	view->state = PgClusterStateFromName(PQgetvalue(res, 0, 13));
 
 	if (!WorkerAcceptClusterIdentifier(view->system_identifier, view->role,
 									   reason, reasonlen))
@@ -666,6 +719,23 @@ PeerHandleVoteReply(Peer *peer, PGresult *res)
 							PQgetvalue(res, 0, 2));
 }
 
+/* PeerHandleHandoverReply passes the target's answer to the switchover. */
+static void
+PeerHandleHandoverReply(Peer *peer, PGresult *res)
+{
+	peer->handover_unanswered = false;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) != 2)
+	{
+		char		reason[PGC_ERROR_LEN];
+
+		FlattenReason(reason, PQresultErrorMessage(res), sizeof(reason));
+		SwitchoverHandleHandoverReply(peer->name, false, false, reason);
+		return;
+	}
+	SwitchoverHandleHandoverReply(peer->name, strcmp(PQgetvalue(res, 0, 0), "t") == 0,
+								  false, PQgetvalue(res, 0, 1));
+}
+
 /* AWAITING_REPLY, socket ready: finish sending, then read the reply. */
 static void
 PeerReadReply(Peer *peer, TimestampTz now)
@@ -702,14 +772,15 @@ PeerReadReply(Peer *peer, TimestampTz now)
 
 		if (res == NULL)
 		{
-			/* the whole reply is in; a queued vote request goes out now */
+			/* the whole reply is in; a queued request goes out now */
 			PeerSetState(peer, PEER_IDLE);
-			if (peer->vote_pending)
-				PeerSendVote(peer, now);
+			(void) PeerSendPending(peer, now);
 			return;
 		}
-		if (peer->in_flight_is_vote)
+		if (peer->in_flight == PEER_REQUEST_VOTE)
 			PeerHandleVoteReply(peer, res);
+		else if (peer->in_flight == PEER_REQUEST_HANDOVER)
+			PeerHandleHandoverReply(peer, res);
 		else if (PeerParseReply(peer, res, &view, &acked, &refused, reason, sizeof(reason)))
 			PeerRecordReply(peer, &view, acked, now);
 		else if (refused)

@@ -22,13 +22,15 @@
 
 #include "access/xlogdefs.h"
 #include "datatype/timestamp.h"
+#include "fmgr.h"
 #include "port/atomics.h"
+#include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "utils/guc.h"
 
-/* Version of the heartbeat RPC; a peer speaking another one is refused. */
-#define PGC_PROTOCOL_VERSION		1
+/* Version of the peer RPCs; a peer speaking another one is refused. */
+#define PGC_PROTOCOL_VERSION		2
 
 /* Limits of the configuration (sized so shared memory stays small). */
 #define PGC_MAX_NODES				16
@@ -50,6 +52,10 @@
  * now (its durable state is not loaded or is damaged).
  */
 #define ERRCODE_PGC_NODE_UNAVAILABLE MAKE_SQLSTATE('P','C','0','0','2')
+
+/* SQLSTATE of a switchover that was refused or failed (switchover.c). */
+#define ERRCODE_PGC_SWITCHOVER_REFUSED MAKE_SQLSTATE('P','C','0','0','3')
+#define ERRCODE_PGC_SWITCHOVER_FAILED MAKE_SQLSTATE('P','C','0','0','4')
 
 /* What a node is, as reported in heartbeats and in the views. */
 typedef enum PgClusterRole
@@ -81,6 +87,9 @@ typedef enum PgClusterWorkerState
 	PGC_STATE_FENCED,			/* primary without a valid lease */
 	PGC_STATE_CANDIDATE,		/* running an election */
 	PGC_STATE_PROMOTING,		/* won, waiting for recovery to end */
+	PGC_STATE_DEMOTING,			/* primary handing over or leaving to rejoin */
+	PGC_STATE_CATCHING_UP,		/* won a handover, waiting for the old
+								 * primary's last WAL before promoting */
 	PGC_STATE_NEEDS_REWIND,		/* standby ahead of the leader's fork point */
 	PGC_STATE_STREAMING,		/* standby with a live WAL receiver */
 	PGC_STATE_NOT_STREAMING,	/* standby without a WAL receiver */
@@ -118,6 +127,8 @@ typedef struct PgClusterNodeView
 	uint64		pause_version;
 	bool		paused;
 	TimestampTz sent_at;		/* the sender's clock, for display only */
+	int			priority;		/* pg_cluster.priority (replies only) */
+	PgClusterWorkerState state; /* pg_cluster.status.state (replies only) */
 } PgClusterNodeView;
 
 /* One configured node as this node sees it (shared memory). */
@@ -172,6 +183,44 @@ typedef struct PgClusterDurableState
 	bool		paused;
 } PgClusterDurableState;
 
+/*
+ * A planned switchover as the leader runs it (switchover.c, protocol.md
+ * §7).  One at a time: the phase is NONE between switchovers.
+ */
+typedef enum PgClusterSwitchoverPhase
+{
+	PGC_SWITCHOVER_NONE = 0,
+	PGC_SWITCHOVER_PREPARING,	/* checks passed, checkpoint running */
+	PGC_SWITCHOVER_HOLDING,		/* new commits held, in-flight ones draining */
+	PGC_SWITCHOVER_HANDING_OVER,	/* the worker asks the target to take over */
+	PGC_SWITCHOVER_DEMOTING		/* the target accepted: shutting down */
+} PgClusterSwitchoverPhase;
+
+typedef struct PgClusterSwitchover
+{
+	PgClusterSwitchoverPhase phase;
+	uint64		id;				/* numbers the switchovers of this server */
+	char		target[PGC_NAME_LEN];
+	uint64		term;			/* the term this node leads */
+	XLogRecPtr	handover_lsn;	/* every acknowledged commit ends below */
+	TimestampTz started_at;
+	TimestampTz deadline;
+	int			requester_pid;	/* the backend that waits for the outcome */
+	bool		failed;			/* outcome of switchover "id" */
+	char		error[PGC_ERROR_LEN];
+} PgClusterSwitchover;
+
+/* On the target: the handover it accepted (handover.c, protocol.md §7). */
+typedef struct PgClusterHandover
+{
+	bool		active;
+	char		from[PGC_NAME_LEN];	/* the leader handing over */
+	uint64		term;			/* the term it led */
+	XLogRecPtr	lsn;			/* its handover LSN */
+	TimestampTz received_at;
+	TimestampTz deadline;
+} PgClusterHandover;
+
 /* Everything in shared memory, protected by "lock" unless noted. */
 typedef struct PgClusterShared
 {
@@ -206,6 +255,22 @@ typedef struct PgClusterShared
 	 * term; whoever adopts a higher term zeroes it under durable_lock.
 	 */
 	pg_atomic_uint64 commit_allowed_until;
+
+	/*
+	 * The switchover's commit hold (fence.c): while commit_hold is set, new
+	 * commits wait on hold_cv; commits_in_flight counts those that passed
+	 * the fence and have not finished, so the leader knows when the last
+	 * acknowledged commit is in its WAL.
+	 */
+	pg_atomic_uint32 commit_hold;
+	pg_atomic_uint32 commits_in_flight;
+	ConditionVariable hold_cv;
+
+	/* switchover (on the leader) and handover (on the target) */
+	PgClusterSwitchover switchover;
+	ConditionVariable switchover_cv;	/* broadcast at every phase change */
+	PgClusterHandover handover;
+	bool		rejoin_requested;	/* shutting down to restart as a standby */
 
 	/* the configured nodes, rebuilt by the worker on every reload */
 	int			node_count;
@@ -246,6 +311,7 @@ extern int	PgClusterFindNode(const char *name);
 extern const char *PgClusterRoleName(PgClusterRole role);
 extern PgClusterRole PgClusterRoleFromName(const char *name);
 extern const char *PgClusterStateName(PgClusterWorkerState state);
+extern PgClusterWorkerState PgClusterStateFromName(const char *name);
 extern PgClusterRole PgClusterLocalRole(void);
 extern XLogRecPtr PgClusterLocalLsn(TimeLineID *timeline);
 extern uint64 PgClusterLocalSystemIdentifier(void);
@@ -283,14 +349,28 @@ typedef struct PgClusterVoteRequest
 	TimeLineID	timeline;
 	XLogRecPtr	lsn;
 	bool		pre_vote;
+	char		transfer_from[PGC_NAME_LEN];	/* handover from this leader */
 } PgClusterVoteRequest;
 
 extern bool PgClusterHandleVoteRequest(const PgClusterVoteRequest *req,
 									   uint64 *voter_term,
 									   char *reason, size_t reasonlen);
 
+/* conninfo.c */
+extern char *PgClusterPeerConninfoFor(const char *host, int port, const char *purpose,
+									  int statement_timeout_ms);
+extern char *PgClusterReplicationConninfoFor(const char *host, int port);
+extern bool PgClusterNodeAddress(const char *name, char *host, int *port);
+
+/* rpc.c */
+extern int	PgClusterAdmitCaller(const char *caller, uint64 caller_sysid,
+								 PgClusterRole caller_role, int version);
+extern uint64 PgClusterArgSystemIdentifier(FunctionCallInfo fcinfo, int argno);
+
 /* fence.c */
 extern void PgClusterRegisterFence(void);
+extern bool PgClusterHoldCommits(int64 drain_timeout_ms);
+extern void PgClusterReleaseCommits(void);
 extern bool PgClusterCommitsAllowed(TimestampTz now);
 extern int	PgClusterLeaseDurationMs(void);
 

@@ -71,15 +71,17 @@ enum VoteArg
 	VOTE_ARG_LSN,
 	VOTE_ARG_PRE_VOTE,
 	VOTE_ARG_PROTOCOL_VERSION,
+	VOTE_ARG_TRANSFER_FROM,
 	VOTE_NARGS
 };
 
 static const char *const vote_arg_names[VOTE_NARGS] = {
 	"candidate_name", "candidate_system_identifier", "candidate_term",
-	"candidate_timeline", "candidate_lsn", "pre_vote", "candidate_protocol_version"
+	"candidate_timeline", "candidate_lsn", "pre_vote", "candidate_protocol_version",
+	"transfer_from"
 };
 
-#define HB_RESULT_COLUMNS 12
+#define HB_RESULT_COLUMNS 14
 #define VOTE_RESULT_COLUMNS 3
 
 /*
@@ -129,8 +131,8 @@ RequireArguments(FunctionCallInfo fcinfo, const char *function,
  * AdmitCaller checks that a caller belongs to this cluster and that this
  * node can answer; returns the caller's index in the node table.
  */
-static int
-AdmitCaller(const char *caller, uint64 caller_sysid, PgClusterRole caller_role,
+int
+PgClusterAdmitCaller(const char *caller, uint64 caller_sysid, PgClusterRole caller_role,
 			int version)
 {
 	int			node_index;
@@ -179,8 +181,8 @@ AdmitCaller(const char *caller, uint64 caller_sysid, PgClusterRole caller_role,
 	return node_index;
 }
 
-static uint64
-ArgSystemIdentifier(FunctionCallInfo fcinfo, int argno)
+uint64
+PgClusterArgSystemIdentifier(FunctionCallInfo fcinfo, int argno)
 {
 	return strtou64(text_to_cstring(PG_GETARG_TEXT_PP(argno)), NULL, 10);
 }
@@ -211,7 +213,7 @@ pg_cluster_heartbeat(PG_FUNCTION_ARGS)
 
 	sender = text_to_cstring(PG_GETARG_TEXT_PP(HB_ARG_SENDER));
 	memset(&theirs, 0, sizeof(theirs));
-	theirs.system_identifier = ArgSystemIdentifier(fcinfo, HB_ARG_SYSTEM_IDENTIFIER);
+	theirs.system_identifier = PgClusterArgSystemIdentifier(fcinfo, HB_ARG_SYSTEM_IDENTIFIER);
 	theirs.role = PgClusterRoleFromName(text_to_cstring(PG_GETARG_TEXT_PP(HB_ARG_ROLE)));
 	theirs.term = (uint64) PG_GETARG_INT64(HB_ARG_TERM);
 	if (!PG_ARGISNULL(HB_ARG_LEADER))
@@ -223,7 +225,7 @@ pg_cluster_heartbeat(PG_FUNCTION_ARGS)
 	theirs.pause_version = (uint64) PG_GETARG_INT64(HB_ARG_PAUSE_VERSION);
 	theirs.paused = PG_GETARG_BOOL(HB_ARG_PAUSED);
 
-	node_index = AdmitCaller(sender, theirs.system_identifier, theirs.role,
+	node_index = PgClusterAdmitCaller(sender, theirs.system_identifier, theirs.role,
 							 PG_GETARG_INT32(HB_ARG_PROTOCOL_VERSION));
 
 	/* a higher term is adopted (durably) before anything is answered */
@@ -245,6 +247,9 @@ pg_cluster_heartbeat(PG_FUNCTION_ARGS)
 			PgClusterShmem->leader_timeline = theirs.timeline;
 			PgClusterShmem->leader_lsn = theirs.lsn;
 		}
+		/* the sender's state and priority come only with its replies */
+		theirs.priority = entry->view.priority;
+		theirs.state = entry->view.state;
 		entry->view = theirs;
 		entry->view_valid = true;
 		entry->view_received_at = now;
@@ -272,6 +277,8 @@ pg_cluster_heartbeat(PG_FUNCTION_ARGS)
 	values[9] = BoolGetDatum(ack);
 	values[10] = Int64GetDatum((int64) ours.pause_version);
 	values[11] = BoolGetDatum(ours.paused);
+	values[12] = Int32GetDatum(ours.priority);
+	values[13] = CStringGetTextDatum(PgClusterStateName(ours.state));
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
@@ -291,7 +298,8 @@ pg_cluster_request_vote(PG_FUNCTION_ARGS)
 	uint64		voter_term;
 	bool		granted;
 
-	RequireArguments(fcinfo, "pg_cluster.request_vote", vote_arg_names, VOTE_NARGS, -1);
+	RequireArguments(fcinfo, "pg_cluster.request_vote", vote_arg_names, VOTE_NARGS,
+					 VOTE_ARG_TRANSFER_FROM);
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
@@ -301,15 +309,21 @@ pg_cluster_request_vote(PG_FUNCTION_ARGS)
 	req.timeline = (TimeLineID) PG_GETARG_INT32(VOTE_ARG_TIMELINE);
 	req.lsn = PG_GETARG_LSN(VOTE_ARG_LSN);
 	req.pre_vote = PG_GETARG_BOOL(VOTE_ARG_PRE_VOTE);
+	if (!PG_ARGISNULL(VOTE_ARG_TRANSFER_FROM))
+		text_to_cstring_buffer(PG_GETARG_TEXT_PP(VOTE_ARG_TRANSFER_FROM),
+							   req.transfer_from, PGC_NAME_LEN);
 
-	(void) AdmitCaller(req.candidate, ArgSystemIdentifier(fcinfo, VOTE_ARG_SYSTEM_IDENTIFIER),
+	(void) PgClusterAdmitCaller(req.candidate, PgClusterArgSystemIdentifier(fcinfo, VOTE_ARG_SYSTEM_IDENTIFIER),
 					   PGC_ROLE_STANDBY, PG_GETARG_INT32(VOTE_ARG_PROTOCOL_VERSION));
 
 	granted = PgClusterHandleVoteRequest(&req, &voter_term, reason, sizeof(reason));
 	if (!req.pre_vote)
 		PgClusterRecordEvent(granted ? "voted" : "vote_declined", req.candidate,
-							 "vote for \"%s\" in term " UINT64_FORMAT ": %s",
-							 req.candidate, req.term, reason);
+							 "vote for \"%s\" in term " UINT64_FORMAT "%s%s%s: %s",
+							 req.candidate, req.term,
+							 req.transfer_from[0] ? " (handover from \"" : "",
+							 req.transfer_from,
+							 req.transfer_from[0] ? "\")" : "", reason);
 
 	values[0] = Int64GetDatum((int64) voter_term);
 	values[1] = BoolGetDatum(granted);

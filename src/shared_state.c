@@ -46,6 +46,8 @@ static const char *const state_names[] = {
 	[PGC_STATE_FENCED] = "fenced",
 	[PGC_STATE_CANDIDATE] = "candidate",
 	[PGC_STATE_PROMOTING] = "promoting",
+	[PGC_STATE_DEMOTING] = "demoting",
+	[PGC_STATE_CATCHING_UP] = "catching_up",
 	[PGC_STATE_NEEDS_REWIND] = "needs_rewind",
 	[PGC_STATE_STREAMING] = "streaming",
 	[PGC_STATE_NOT_STREAMING] = "not_streaming",
@@ -82,6 +84,10 @@ PgClusterShmemInit(void)
 		PgClusterShmem->lock = &locks[0].lock;
 		PgClusterShmem->durable_lock = &locks[1].lock;
 		pg_atomic_init_u64(&PgClusterShmem->commit_allowed_until, 0);
+		pg_atomic_init_u32(&PgClusterShmem->commit_hold, 0);
+		pg_atomic_init_u32(&PgClusterShmem->commits_in_flight, 0);
+		ConditionVariableInit(&PgClusterShmem->hold_cv);
+		ConditionVariableInit(&PgClusterShmem->switchover_cv);
 		PgClusterShmem->state = PGC_STATE_STARTING;
 		PgClusterShmem->next_event_seq = 1;
 
@@ -193,6 +199,17 @@ PgClusterStateName(PgClusterWorkerState state)
 	return state_names[state];
 }
 
+PgClusterWorkerState
+PgClusterStateFromName(const char *name)
+{
+	for (int i = 0; i < (int) lengthof(state_names); i++)
+	{
+		if (strcmp(state_names[i], name) == 0)
+			return (PgClusterWorkerState) i;
+	}
+	return PGC_STATE_STARTING;
+}
+
 /* PgClusterLocalRole tells what this node is right now. */
 PgClusterRole
 PgClusterLocalRole(void)
@@ -268,7 +285,9 @@ PgClusterLocalView(PgClusterNodeView *view)
 	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
 	strlcpy(view->leader, PgClusterShmem->leader, PGC_NAME_LEN);
 	view->is_leader = PgClusterShmem->is_leader;
+	view->state = PgClusterShmem->state;
 	LWLockRelease(PgClusterShmem->lock);
 
+	view->priority = PgClusterPriority;
 	view->sent_at = GetCurrentTimestamp();
 }

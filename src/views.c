@@ -34,7 +34,7 @@ PG_FUNCTION_INFO_V1(pg_cluster_status_info);
 PG_FUNCTION_INFO_V1(pg_cluster_event_log);
 PG_FUNCTION_INFO_V1(pg_cluster_connection_uri);
 
-#define NODE_INFO_COLUMNS	21
+#define NODE_INFO_COLUMNS	23
 #define STATUS_INFO_COLUMNS	21
 #define EVENT_LOG_COLUMNS	6
 
@@ -185,6 +185,11 @@ pg_cluster_node_info(PG_FUNCTION_ARGS)
 		snprintf(sysid, sizeof(sysid), UINT64_FORMAT, node->view.system_identifier);
 		nulls[c] = !node->view_valid || node->view.system_identifier == 0;
 		values[c++] = CStringGetTextDatum(sysid);
+		/* state and priority come with the node's replies to our heartbeats */
+		nulls[c] = !node->is_self && node->last_reply_at == 0;
+		values[c++] = CStringGetTextDatum(PgClusterStateName(node->view.state));
+		nulls[c] = !node->is_self && node->last_reply_at == 0;
+		values[c++] = Int32GetDatum(node->view.priority);
 		Assert(c == NODE_INFO_COLUMNS);
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);

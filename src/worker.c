@@ -52,6 +52,12 @@ static bool durable_state_usable = false;
 /* set at each tick by StandbyNeedsRewind() (a file read only when relevant) */
 static bool needs_rewind = false;
 
+/* set when a heartbeat round should go out now, not at the next tick */
+static bool immediate_tick = false;
+
+/* How soon the loop looks again while a promotion or handover runs. */
+#define FAST_POLL_MS 2
+
 /* what PublishLocalState last published, to log and hook on changes */
 static char published_leader[PGC_NAME_LEN] = "";
 static uint64 primary_hook_term = 0;
@@ -104,6 +110,18 @@ IsLeader(void)
 }
 
 static bool
+IsDemoting(void)
+{
+	return RejoinRequested() || SwitchoverInProgress();
+}
+
+static bool
+IsCatchingUp(void)
+{
+	return HandoverCatchingUp();
+}
+
+static bool
 IsPromoting(void)
 {
 	return RecoveryInProgress() && IsLeader();
@@ -153,7 +171,9 @@ static const WorkerStateRule worker_state_rules[] = {
 	{StateFileUnusable, PGC_STATE_STATE_FILE_CORRUPT, "the durable state file is unreadable"},
 	{NotConfigured, PGC_STATE_UNCONFIGURED, "pg_cluster.node_name or pg_cluster.peers is not set"},
 	{IsWitness, PGC_STATE_WITNESS, "pg_cluster.node_role is witness"},
+	{IsDemoting, PGC_STATE_DEMOTING, "this node hands over, or shuts down to restart as a standby"},
 	{IsCandidate, PGC_STATE_CANDIDATE, "an election this node started is running"},
+	{IsCatchingUp, PGC_STATE_CATCHING_UP, "this node leads after a handover and waits for the old primary's last WAL"},
 	{IsPromoting, PGC_STATE_PROMOTING, "this node won and its recovery is ending"},
 	{IsBootstrapping, PGC_STATE_BOOTSTRAPPING, "primary of a cluster that has had no leader yet"},
 	{IsLeaseHolder, PGC_STATE_LEADER, "leader holding a lease acknowledged by a majority"},
@@ -474,6 +494,26 @@ ResumeLeadership(void)
 }
 
 /*
+ * WorkerRequestImmediateTick makes the loop send its next heartbeats now:
+ * a new leader wants the acknowledgements that make its lease at once.
+ */
+void
+WorkerRequestImmediateTick(void)
+{
+	immediate_tick = true;
+}
+
+/*
+ * NeedsFastPoll says whether the loop must look again within milliseconds:
+ * nothing wakes it when recovery ends or a session got its answer.
+ */
+static bool
+NeedsFastPoll(void)
+{
+	return (RecoveryInProgress() && IsLeader()) || SwitchoverNeedsFastPoll();
+}
+
+/*
  * PgClusterWorkerMain is the entry point of the worker.
  */
 void
@@ -506,6 +546,8 @@ PgClusterWorkerMain(Datum main_arg)
 	LoadDurableState();
 	ApplyConfiguration();
 	ResumeLeadership();
+	SwitchoverWorkerStart();
+	RejoinWorkerStart();
 	PgClusterRecordEvent("worker_started", NULL,
 						 "worker started as %s node with %d peers, heartbeat %d ms",
 						 PgClusterNodeKindSetting == PGC_NODE_WITNESS ? "witness" : "data",
@@ -534,6 +576,11 @@ PgClusterWorkerMain(Datum main_arg)
 			NoticeStall(now, last_loop_at);
 			last_loop_at = now;
 			PeerConnectionsCheckDeadlines(now);
+			if (immediate_tick)
+			{
+				immediate_tick = false;
+				next_tick = now;
+			}
 			if (now >= next_tick)
 			{
 				PeerConnectionsTick(now);
@@ -545,10 +592,17 @@ PgClusterWorkerMain(Datum main_arg)
 			PeerConnectionsUpdateReachability(now);
 			LeaseUpdate(now);
 			ElectionTick(now);
+			HandoverTick(now);
 			LeaseUpdate(now);
+			SwitchoverTick(now);
 			FollowLeader();
 			needs_rewind = StandbyNeedsRewind();
+			RejoinTick(needs_rewind);
 			deadline = Min(next_tick, PeerConnectionsNextDeadline(now));
+			if (immediate_tick)
+				deadline = now;
+			else if (NeedsFastPoll())
+				deadline = Min(deadline, TimestampTzPlusMilliseconds(now, FAST_POLL_MS));
 		}
 		RoleChangeHookPoll(now);
 		PublishLocalState();

@@ -31,6 +31,17 @@ extern void PeerConnectionHandleSocket(void *peer, uint32 events, TimestampTz no
 extern int	PeerConnectionsCount(void);
 extern void PeerConnectionsRequestVotes(const PgClusterVoteRequest *req);
 
+/* A leader's request that the target of a switchover take over. */
+typedef struct PgClusterHandoverRequest
+{
+	uint64		term;			/* the term the leader leads */
+	XLogRecPtr	lsn;			/* its handover LSN */
+	int			timeout_ms;		/* what is left of the switchover's time */
+} PgClusterHandoverRequest;
+
+extern bool PeerConnectionsRequestHandover(const char *name,
+										   const PgClusterHandoverRequest *req);
+
 /* election.c, candidate and leader side */
 extern void ElectionTick(TimestampTz now);
 extern void ElectionHandleVoteReply(int node_index, const char *peer, uint64 term,
@@ -41,11 +52,37 @@ extern const char *ElectionPhaseName(void);
 extern const char *ElectionWhyNotCandidate(TimestampTz now);
 extern void LeaseUpdate(TimestampTz now);
 
+extern void PromoteStandby(uint64 term, const char *why);
+
+/* handover.c, the target's side of a switchover */
+extern bool HandoverPending(uint64 term, char *from);
+extern bool HandoverCatchingUp(void);
+extern void HandoverTick(TimestampTz now);
+
+/* switchover.c, the leader's side */
+extern void SwitchoverHandleHandoverReply(const char *peer, bool accepted,
+										  bool unclear, const char *reason);
+extern void SwitchoverTick(TimestampTz now);
+extern bool SwitchoverNeedsFastPoll(void);
+extern void SwitchoverWorkerStart(void);
+extern bool SwitchoverInProgress(void);
+
+/* rejoin.c */
+extern void RejoinPrepare(const char *leader, bool rewind, const char *reason);
+extern void RejoinShutdown(const char *why);
+extern bool RejoinRequested(void);
+extern void RejoinTick(bool standby_needs_rewind);
+extern void RejoinWorkerStart(void);
+
 /* follow.c */
 extern void FollowLeader(void);
+extern void SetPrimaryConninfo(const char *conninfo);
 extern bool StandbyNeedsRewind(void);
 extern void RoleChangeHookStart(const char *role, uint64 term);
 extern void RoleChangeHookPoll(TimestampTz now);
+
+/* worker.c */
+extern void WorkerRequestImmediateTick(void);
 
 /* worker.c, called from peer.c with what a peer told us */
 extern bool WorkerAcceptClusterIdentifier(uint64 peer_sysid, PgClusterRole peer_role,
