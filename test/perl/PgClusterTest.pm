@@ -6,6 +6,7 @@ package PgClusterTest;
 
 use strict;
 use warnings;
+use feature 'state';
 
 use Exporter 'import';
 use PostgreSQL::Test::Cluster;
@@ -15,7 +16,8 @@ use Time::HiRes qw(time);
 
 our @EXPORT = qw(create_cluster cluster_conf add_wait_function wait_for
   wait_for_leader sql postmaster_pid stop_process_group continue_process_group
-  crash_instance wait_for_any_leader);
+  crash_instance wait_for_any_leader start_writer stop_writer writer_log
+  cluster_uri);
 
 # Timings used by the tests unless a test says otherwise.
 our %DEFAULT_SETTINGS = (
@@ -225,6 +227,64 @@ sub crash_instance
 		select(undef, undef, undef, 0.01);
 	}
 	$node->{_pid} = undef;    # as kill9 does: the node is known stopped
+}
+
+# cluster_uri returns a multi-host read-write URI for @nodes.
+sub cluster_uri
+{
+	my (@nodes) = @_;
+	return 'postgresql://'
+	  . join(',', map { '127.0.0.1:' . $_->port } @nodes)
+	  . '/postgres?target_session_attrs=read-write&connect_timeout=2';
+}
+
+# start_writer builds bench/writer.c (once) and starts it in the
+# background: an INSERT into "ledger" every $interval_ms through $uri for at
+# most $duration_s seconds.  Returns a handle for stop_writer/writer_log.
+my $writer_bin;
+
+sub start_writer
+{
+	my ($uri, $duration_s, $interval_ms) = @_;
+	if (!defined $writer_bin)
+	{
+		$writer_bin = "$PostgreSQL::Test::Utils::tmp_check/writer";
+		my $inc = `pg_config --includedir`;
+		chomp $inc;
+		my $src = "$ENV{TESTDIR}/bench/writer.c";
+		$src = 'bench/writer.c' unless -f $src;
+		system('cc', '-O2', '-o', $writer_bin, $src, "-I$inc", '-lpq') == 0
+		  or die "could not build the writer";
+	}
+	state $count = 0;
+	my $log = "$PostgreSQL::Test::Utils::tmp_check/writer-" . $count++ . ".log";
+	my $h = IPC::Run::start([ $writer_bin, $uri, $duration_s, $interval_ms, $log ]);
+	return { handle => $h, log => $log };
+}
+
+sub stop_writer
+{
+	my ($w) = @_;
+	$w->{handle}->signal('TERM');
+	$w->{handle}->finish;
+}
+
+# writer_log parses a writer log: returns (\@acknowledged_ids, \@lines),
+# each line a hash (status, id, sent, done, port).
+sub writer_log
+{
+	my ($w) = @_;
+	my (@acked, @lines);
+	open my $fh, '<', $w->{log} or die "no writer log: $!";
+	while (my $l = <$fh>)
+	{
+		my ($status, $id, $sent, $done, $port) = split ' ', $l;
+		next unless defined $done;
+		push @lines, { status => $status, id => $id, sent => $sent, done => $done, port => $port };
+		push @acked, $id if $status eq 'ok';
+	}
+	close $fh;
+	return (\@acked, \@lines);
 }
 
 sub continue_process_group
