@@ -126,7 +126,7 @@ PgClusterHandleVoteRequest(const PgClusterVoteRequest *req, uint64 *voter_term,
 			   req->term, next.term);
 
 	/*
-	 * V8, a handover (§7): the leader named in the request gave its term to
+	 * V8, a handover (§8): the leader named in the request gave its term to
 	 * the candidate after it stopped acknowledging commits, so there is no
 	 * lease to wait out (V3), and the candidate promotes only once it holds
 	 * the leader's handover LSN, which replaces V4 and V5.  A voter accepts

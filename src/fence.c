@@ -13,7 +13,7 @@
  * at its next read), so the client sees an ambiguous failure rather than a
  * success that a new leader does not have.
  *
- * During a planned switchover the leader holds commits (protocol.md §7):
+ * During a planned switchover the leader holds commits (protocol.md §8):
  * a transaction reaching its commit waits until the switchover ends, and
  * is refused if the switchover outlives its deadline.  Transactions that
  * passed the fence are counted until their commit is done, so the leader

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * handover.c
- *		The target's side of a planned switchover (docs/protocol.md §7):
+ *		The target's side of a planned switchover (docs/protocol.md §8):
  *		accepting the leader's handover, and promoting only once the old
  *		leader's last WAL is here.
  *

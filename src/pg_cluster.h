@@ -185,7 +185,7 @@ typedef struct PgClusterDurableState
 
 /*
  * A planned switchover as the leader runs it (switchover.c, protocol.md
- * §7).  One at a time: the phase is NONE between switchovers.
+ * §8).  One at a time: the phase is NONE between switchovers.
  */
 typedef enum PgClusterSwitchoverPhase
 {
@@ -210,7 +210,7 @@ typedef struct PgClusterSwitchover
 	char		error[PGC_ERROR_LEN];
 } PgClusterSwitchover;
 
-/* On the target: the handover it accepted (handover.c, protocol.md §7). */
+/* On the target: the handover it accepted (handover.c, protocol.md §8). */
 typedef struct PgClusterHandover
 {
 	bool		active;

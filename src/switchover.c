@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * switchover.c
- *		The planned switchover (docs/protocol.md §7): the SQL function
+ *		The planned switchover (docs/protocol.md §8): the SQL function
  *		pg_cluster.switchover(), the leader's part run by the calling
  *		backend, and the leader's part run by the worker.
  *
