@@ -51,3 +51,13 @@ tapcheck:
 
 # PGXS does not track header dependencies of out-of-tree modules.
 $(OBJS): src/pg_cluster.h src/worker.h
+
+# pg_cluster_ctl, the supervisor (ctl/): PGXS builds one PROGRAM or one
+# MODULE_big per Makefile, so ctl/ has its own and these targets recurse.
+.PHONY: ctl-all ctl-install ctl-uninstall ctl-clean
+all: ctl-all
+install: ctl-install
+uninstall: ctl-uninstall
+clean: ctl-clean
+ctl-all ctl-install ctl-uninstall ctl-clean:
+	$(MAKE) -C $(srcdir)/ctl $(patsubst ctl-%,%,$@) PG_CONFIG='$(PG_CONFIG)' WERROR='$(WERROR)'
