@@ -7,6 +7,7 @@ package PgClusterTest;
 use strict;
 use warnings;
 use feature 'state';
+use POSIX ();
 
 use Exporter 'import';
 use PostgreSQL::Test::Cluster;
@@ -17,7 +18,7 @@ use Time::HiRes qw(time);
 our @EXPORT = qw(create_cluster cluster_conf add_wait_function wait_for
   wait_for_leader sql postmaster_pid stop_process_group continue_process_group
   crash_instance wait_for_any_leader start_writer stop_writer writer_log
-  cluster_uri);
+  cluster_uri start_supervised stop_supervised supervisor_exited);
 
 # Timings used by the tests unless a test says otherwise.
 our %DEFAULT_SETTINGS = (
@@ -89,10 +90,11 @@ sub create_cluster
 	push @nodes, map { PostgreSQL::Test::Cluster->new("w$_") } 1 .. $witnesses;
 	my $peers = join(',', map { $_->name . '=127.0.0.1:' . $_->port } @nodes);
 
+	my $start = $args{supervised} ? \&start_supervised : sub { $_[0]->start };
 	my $primary = $nodes[0];
 	$primary->init(allows_streaming => 1);
 	$primary->append_conf('postgresql.conf', cluster_conf($primary, $peers, %settings));
-	$primary->start;
+	$start->($primary);
 	$primary->safe_psql('postgres', 'CREATE EXTENSION pg_cluster');
 	add_wait_function($primary);
 	$primary->backup('base');
@@ -101,8 +103,9 @@ sub create_cluster
 	{
 		$node->init_from_backup($primary, 'base', has_streaming => 1);
 		$node->append_conf('postgresql.conf',
-			"port = " . $node->port . "\npg_cluster.node_name = '" . $node->name . "'\n");
-		$node->start;
+			"port = " . $node->port . "\npg_cluster.node_name = '" . $node->name . "'\n"
+			  . "cluster_name = '" . $node->name . "'\n");
+		$start->($node);
 	}
 	foreach my $node (@nodes[ $data .. $#nodes ])
 	{
@@ -136,14 +139,25 @@ sub wait_for_leader
 }
 
 # wait_for waits until $condition (a boolean SQL expression or query) holds
-# on $node and returns the time it first held.  Dies at the deadline.
+# on $node and returns the time it first held.  Dies at the deadline.  A
+# node that is down or restarting (pg_cluster_ctl restarts demoted nodes)
+# is waited for too.
 sub wait_for
 {
 	my ($node, $condition, $timeout) = @_;
 	$timeout //= $PostgreSQL::Test::Utils::timeout_default;
+	my $deadline = time + $timeout;
 	$condition =~ s/'/''/g;
-	return $node->safe_psql('postgres',
-		"SELECT public.pgc_wait_for('SELECT ($condition)', $timeout)");
+	for (;;)
+	{
+		my ($ret, $out, $err) = $node->psql('postgres',
+			"SELECT public.pgc_wait_for('SELECT ($condition)', $timeout)");
+		return $out if $ret == 0;
+		die "wait_for on " . $node->name . " failed: $err"
+		  if time > $deadline
+		  || $err !~ /could not connect|No such file|Connection refused|shutting down|starting up|terminating connection|server closed the connection|not yet accepting/;
+		select(undef, undef, undef, 0.05);
+	}
 }
 
 # wait_for_any_leader waits until one of @nodes is the leader, holding its
@@ -205,11 +219,67 @@ sub stop_process_group
 	$stopped_pids{ $node->name } = \@pids;
 }
 
+# start_supervised runs $node under pg_cluster_ctl (which restarts it as a
+# standby when the extension demotes it) and waits until it accepts
+# connections.  Its output goes to the node's log file.
+my %supervisors;
+
+sub start_supervised
+{
+	my ($node) = @_;
+	my $log = $node->logfile;
+	my $pid = fork();
+	die "fork: $!" unless defined $pid;
+	if ($pid == 0)
+	{
+		open STDIN, '<', '/dev/null';
+		open STDOUT, '>>', $log or die "$log: $!";
+		open STDERR, '>&', \*STDOUT;
+		# the harness's PGAPPNAME would name every WAL receiver after the test
+		delete $ENV{PGAPPNAME};
+		exec 'pg_cluster_ctl', 'run', '-D', $node->data_dir or die "exec: $!";
+	}
+	$supervisors{ $node->name } = $pid;
+	# the supervisor, not PostgreSQL::Test::Cluster, stops this node
+	$node->{_pid} = undef;
+	$node->poll_query_until('postgres', 'SELECT true')
+	  or die "node " . $node->name . " did not start under pg_cluster_ctl";
+	return $pid;
+}
+
+# stop_supervised stops pg_cluster_ctl (fast shutdown of its server) and
+# returns its exit status.
+sub stop_supervised
+{
+	my ($node) = @_;
+	my $pid = delete $supervisors{ $node->name } or return undef;
+	kill 'TERM', $pid;
+	waitpid($pid, 0);
+	return $? >> 8;
+}
+
+# supervisor_exited says whether $node's pg_cluster_ctl ended (and then
+# returns 1 and its exit status).
+sub supervisor_exited
+{
+	my ($node) = @_;
+	my $pid = $supervisors{ $node->name } or return (1, undef);
+	return (0, undef) if waitpid($pid, POSIX::WNOHANG()) == 0;
+	delete $supervisors{ $node->name };
+	return (1, $? >> 8);
+}
+
 # a failed test must not leave stopped servers that cannot shut down; this
 # runs before PostgreSQL::Test::Cluster's END block stops the nodes
 END
 {
+	local $?;    # waitpid must not change the test's exit status
 	kill 'CONT', @$_ for values %stopped_pids;
+	foreach my $pid (values %supervisors)
+	{
+		kill 'TERM', $pid;
+		waitpid($pid, 0);
+	}
 }
 
 # crash_instance kills the postmaster and all its children with SIGKILL,
