@@ -379,6 +379,7 @@ cluster_name = '$1'
 max_connections = 40
 shared_preload_libraries = 'pg_cluster'
 wal_log_hints = on
+wal_keep_size = '256MB'
 log_line_prefix = '%m [%p] %q%a '
 pg_cluster.node_name = '$1'
 pg_cluster.peers = '$(cluster_peers)'

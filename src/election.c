@@ -359,8 +359,16 @@ WhyNotStand(TimestampTz now, const PgClusterDurableState *durable)
 		 * lost leader got and is within max_lag_on_failover of it (then the
 		 * lag rule below decides; a long pause must not stop failover).
 		 */
+		/*
+		 * (A node that led the term before this one is exempt: its WAL ends
+		 * where its own reign did, and V4 tells the voters whether anyone
+		 * got further since; a switched-over leader that restarted as a
+		 * standby of a target that died must be able to stand.)
+		 */
 		if (leader_lsn == InvalidXLogRecPtr &&
-			now - election.last_streaming_at > 3 * (int64) PgClusterFailoverTimeoutMs * 1000)
+			now - election.last_streaming_at > 3 * (int64) PgClusterFailoverTimeoutMs * 1000 &&
+			!(strcmp(durable->leader_name, PgClusterNodeName) == 0 &&
+			  durable->leader_term + 1 >= durable->term))
 			return "not streaming";
 		if (leader_lsn != InvalidXLogRecPtr &&
 			(tli < leader_tli ||

@@ -104,7 +104,14 @@ FollowLeader(void)
 	{
 		int			i = PgClusterFindNode(leader);
 
-		if (i >= 0 && !PgClusterShmem->nodes[i].is_self)
+		/*
+		 * A leader still in recovery (catching up after a handover, or
+		 * promoting) is followed once it is a primary: until then the old
+		 * primary may still be sending its last WAL, which this standby
+		 * should get first-hand.
+		 */
+		if (i >= 0 && !PgClusterShmem->nodes[i].is_self &&
+			PgClusterShmem->nodes[i].view.role == PGC_ROLE_PRIMARY)
 		{
 			strlcpy(host, PgClusterShmem->nodes[i].host, PGC_HOST_LEN);
 			port = PgClusterShmem->nodes[i].port;

@@ -36,6 +36,7 @@
 /* these headers are used by this particular worker's code */
 #include "access/xlog.h"
 #include "pgstat.h"
+#include "postmaster/bgwriter.h"
 #include "replication/walreceiver.h"
 #include "tcop/tcopprot.h"
 #include "utils/memutils.h"
@@ -514,6 +515,31 @@ NeedsFastPoll(void)
 }
 
 /*
+ * NoticePromotionEnd asks for an immediate checkpoint once this node's
+ * promotion is over.  The server asks for one itself, but spread over
+ * minutes, and until it is done the control file still names the old
+ * timeline: pg_rewind, run against this node by a rejoining old primary,
+ * would wrongly find nothing to rewind.
+ */
+static void
+NoticePromotionEnd(void)
+{
+	static int	was_in_recovery = -1;	/* unknown before the first look */
+	bool		in_recovery = RecoveryInProgress();
+
+	if (was_in_recovery == 1 && !in_recovery && PgClusterNodeKindSetting == PGC_NODE_DATA)
+	{
+		TimeLineID	tli;
+
+		(void) GetFlushRecPtr(&tli);
+		RequestCheckpoint(CHECKPOINT_IMMEDIATE | CHECKPOINT_FORCE);
+		PgClusterRecordEvent("promoted", NULL,
+							 "recovery ended on timeline %u; checkpoint requested", tli);
+	}
+	was_in_recovery = in_recovery ? 1 : 0;
+}
+
+/*
  * PgClusterWorkerMain is the entry point of the worker.
  */
 void
@@ -598,6 +624,7 @@ PgClusterWorkerMain(Datum main_arg)
 			FollowLeader();
 			needs_rewind = StandbyNeedsRewind();
 			RejoinTick(needs_rewind);
+			NoticePromotionEnd();
 			deadline = Min(next_tick, PeerConnectionsNextDeadline(now));
 			if (immediate_tick)
 				deadline = now;

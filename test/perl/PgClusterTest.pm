@@ -37,6 +37,7 @@ listen_addresses = '127.0.0.1'
 max_connections = 40
 shared_preload_libraries = 'pg_cluster'
 wal_log_hints = on
+wal_keep_size = '128MB'
 log_min_messages = info
 pg_cluster.node_name = '@{[ $node->name ]}'
 pg_cluster.peers = '$peers'
@@ -150,12 +151,17 @@ sub wait_for
 	$condition =~ s/'/''/g;
 	for (;;)
 	{
-		my ($ret, $out, $err) = $node->psql('postgres',
-			"SELECT public.pgc_wait_for('SELECT ($condition)', $timeout)");
+		# psql may be gone before it read its input (EPIPE): retried too
+		my ($ret, $out, $err) = (1, '', '');
+		eval {
+			($ret, $out, $err) = $node->psql('postgres',
+				"SELECT public.pgc_wait_for('SELECT ($condition)', $timeout)");
+		};
+		$err = $@ if $@;
 		return $out if $ret == 0;
 		die "wait_for on " . $node->name . " failed: $err"
 		  if time > $deadline
-		  || $err !~ /could not connect|No such file|Connection refused|shutting down|starting up|terminating connection|server closed the connection|not yet accepting/;
+		  || $err !~ /could not connect|No such file|Connection refused|shutting down|starting up|terminating connection|server closed the connection|not yet accepting|Broken pipe/;
 		select(undef, undef, undef, 0.05);
 	}
 }
@@ -242,8 +248,12 @@ sub start_supervised
 	$supervisors{ $node->name } = $pid;
 	# the supervisor, not PostgreSQL::Test::Cluster, stops this node
 	$node->{_pid} = undef;
-	$node->poll_query_until('postgres', 'SELECT true')
-	  or die "node " . $node->name . " did not start under pg_cluster_ctl";
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	until (system('pg_isready', '-q', '-h', $node->host, '-p', $node->port) == 0)
+	{
+		die "node " . $node->name . " did not start under pg_cluster_ctl" if time > $deadline;
+		select(undef, undef, undef, 0.05);
+	}
 	return $pid;
 }
 
