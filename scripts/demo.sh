@@ -51,6 +51,9 @@ cluster_connect_timeout=500ms
 cluster_extra_conf=""
 # seconds to wait for a condition before giving up
 cluster_wait_timeout=${PGC_DEMO_TIMEOUT:-60}
+# 1: every server runs under pg_cluster_ctl, which restarts a demoted node
+# as a standby of the new primary (pg_rewind first when needed)
+cluster_supervised=${cluster_supervised:-1}
 
 # ---------------------------------------------------------------- helpers
 
@@ -124,7 +127,20 @@ node_is_running() {
 		run_as_runner "$PG_BINDIR/pg_ctl" -D "$(node_data "$1")" status >/dev/null 2>&1
 }
 
+node_ctl_pidfile() {
+	echo "$cluster_dir/$1.ctl.pid"
+}
+
 node_start() {
+	if [ "$cluster_supervised" = 1 ]; then
+		# pg_cluster_ctl in its own session, its output (and the server's)
+		# appended to the node's log
+		pgc_as_runner "cd / && setsid $(printf '%q' "$PG_BINDIR/pg_cluster_ctl") run -D $(printf '%q' "$(node_data "$1")") \
+			>>$(printf '%q' "$(node_log "$1")") 2>&1 </dev/null & echo \$! >$(printf '%q' "$(node_ctl_pidfile "$1")")"
+		wait_until "$1 to accept connections" run_as_runner "$PG_BINDIR/pg_isready" -q \
+			-h "$cluster_dir" -p "$(node_port "$1")"
+		return 0
+	fi
 	run_as_runner "$PG_BINDIR/pg_ctl" -D "$(node_data "$1")" -l "$(node_log "$1")" \
 		-w -t "$cluster_wait_timeout" start >/dev/null ||
 		{
@@ -133,7 +149,23 @@ node_start() {
 		}
 }
 
+# node_stop NODE: a fast shutdown (through pg_cluster_ctl when it runs the
+# node, so that it does not restart it).
 node_stop() {
+	local pidfile pid deadline
+	pidfile=$(node_ctl_pidfile "$1")
+	if [ -f "$pidfile" ]; then
+		pid=$(cat "$pidfile")
+		if kill -0 "$pid" 2>/dev/null; then
+			pgc_as_runner "kill -TERM $pid" || true
+			deadline=$(($(date +%s) + cluster_wait_timeout))
+			while kill -0 "$pid" 2>/dev/null; do
+				[ "$(date +%s)" -lt "$deadline" ] || die "pg_cluster_ctl of $1 (pid $pid) did not stop"
+				sleep 0.05
+			done
+		fi
+		rm -f "$pidfile" 2>/dev/null || pgc_as_root rm -f "$pidfile"
+	fi
 	if node_is_running "$1"; then
 		run_as_runner "$PG_BINDIR/pg_ctl" -D "$(node_data "$1")" -m fast \
 			-w -t "$cluster_wait_timeout" stop >/dev/null
