@@ -7,12 +7,14 @@
 #          a fresh 3-node cluster (n1 primary, n2 and n3 streaming standbys),
 #          show its views, stop and restart n3 to show fault detection,
 #          kill the primary (kill -9 of the whole instance) while a client
-#          writes, to show a failover, restart the old primary (it comes
-#          back fenced), and leave the cluster running.  An earlier demo
-#          cluster is replaced.
+#          writes, to show a failover, restart the old primary under
+#          pg_cluster_ctl (it rejoins as a standby after pg_rewind), switch
+#          the primary role back to n1 with pg_cluster.switchover(), and
+#          leave the cluster running.  Every server runs under
+#          pg_cluster_ctl.  An earlier demo cluster is replaced.
 #   start  start the existing demo cluster again (after "stop"), primaries
 #          first, whichever node is the primary now.
-#   stop   stop the three servers (pg_ctl -m fast), standbys first; the
+#   stop   stop the three servers (fast shutdown), standbys first; the
 #          data stays.
 #   clean  stop the servers and remove the demo directory.
 #
@@ -602,7 +604,7 @@ demo_show() {
 
 demo_fault() {
 	local t0 leader
-	section "A fault: stopping n3 (pg_ctl stop -m fast)"
+	section "A fault: stopping n3 (fast shutdown)"
 	t0=$(now)
 	node_stop n3
 	note "n3 stopped; waiting for n1 and n2 to notice"
@@ -622,7 +624,7 @@ demo_fault() {
 	t0=$(now)
 	node_start n3
 	cluster_wait_all_reachable
-	note "every node sees the 3 nodes reachable again $(elapsed "$t0") s after pg_ctl start"
+	note "every node sees the 3 nodes reachable again $(elapsed "$t0") s after the start"
 	leader=$(cluster_wait_leader)
 	note "leader: $leader"
 	echo
@@ -643,15 +645,15 @@ compact_error() {
 	fi
 }
 
-# demo_writer URI COUNT LOG: a client that inserts a row into demo_writes
-# through the multi-host URI every 100 ms, COUNT times, with a new psql
-# (and connection) each time, and logs per attempt "EPOCH ok ID" or
-# "EPOCH fail ID MESSAGE" (EPOCH: when psql returned).
+# demo_writer URI COUNT LOG [TABLE]: a client that inserts a row into TABLE
+# (default demo_writes) through the multi-host URI every 100 ms, COUNT
+# times, with a new psql (and connection) each time, and logs per attempt
+# "EPOCH ok ID" or "EPOCH fail ID MESSAGE" (EPOCH: when psql returned).
 demo_writer() {
-	local uri=$1 count=$2 log=$3 i out
+	local uri=$1 count=$2 log=$3 table=${4:-demo_writes} i out
 	for ((i = 1; i <= count; i++)); do
 		if out=$("$PG_BINDIR/psql" -X -q -At -U postgres -d "$uri" -v ON_ERROR_STOP=1 \
-			-c "INSERT INTO demo_writes (id, at) VALUES ($i, clock_timestamp()) RETURNING id" 2>&1); then
+			-c "INSERT INTO $table (id, at) VALUES ($i, clock_timestamp()) RETURNING id" 2>&1); then
 			printf '%s ok %s\n' "$(now)" "$i"
 		else
 			printf '%s fail %s %s\n' "$(now)" "$i" "$(compact_error "$out")"
@@ -796,33 +798,70 @@ demo_failover() {
 	note "(replication is asynchronous: a write acknowledged by $old just before the crash and not yet"
 	note " streamed would be lost; pg_cluster does not add synchronous replication)"
 
-	section "The old primary, $old, restarts (pg_ctl start): it comes back fenced"
-	note "(pg_ctl may warn about the postmaster.pid the crash left behind)"
-	node_start "$old" 2>&1
-	wait_until "$old to come back fenced, naming $new the leader" node_fenced_under "$old" "$new"
-	query_nodes "SELECT node_name, role, state, term, leader, fenced, timeline, has_quorum FROM pg_cluster.status" \
+	section "The old primary, $old, restarts under pg_cluster_ctl: it rejoins as a standby of $new"
+	note "(pg_cluster_ctl runs postgres; the extension sees that $new leads a newer timeline,"
+	note " writes standby.signal, primary_conninfo and a rejoin marker, and shuts down cleanly;"
+	note " pg_cluster_ctl runs pg_rewind against $new and starts it again as a standby)"
+	t0=$(now)
+	node_start "$old"
+	wait_until "$old to stream from $new" node_streams_from "$old" "$new"
+	wait_until "$old to be in state streaming" node_in_state "$old" streaming
+	note "$old streams from $new $(elapsed "$t0") s after its restart"
+	query_nodes "SELECT node_name, role, state, term, leader, fenced, timeline FROM pg_cluster.status" \
 		"${cluster_nodes[@]}"
-	echo "A write on $old is refused:"
-	echo "    \$ psql -h $cluster_dir -p $(node_port "$old") -c \"INSERT INTO demo_writes VALUES (0, now())\""
-	node_psql "$old" -c "INSERT INTO demo_writes VALUES (0, now())" 2>&1 | sed 's/^/    /' || true
-	note "reads work: SELECT count(*) FROM demo_writes on $old gives $(node_value "$old" "SELECT count(*) FROM demo_writes")" \
-		"(its own timeline ended at the crash)"
-	landed=$(uri_lands "$uri" || true)
-	echo "Where the read-write URI lands now: ${landed:-nowhere}"
-	if [ "$landed" = "$old" ]; then
-		note "Caution: target_session_attrs=read-write does not skip $old: it is not in recovery and"
-		note "not read-only, so libpq keeps the first host that answers, $old, whose commits are refused:"
-		"$PG_BINDIR/psql" -X -q -U postgres -d "$uri" -c "INSERT INTO demo_writes VALUES (0, now())" 2>&1 |
-			head -n 1 | sed 's/^/        /' || true
-		note "Clients of the URI cannot write until $old is stopped or rebuilt as a standby."
-	fi
-	echo
-	note "Note: $old stays up, fenced: it refuses every write."
-	note "Turning it into a standby of $new (pg_rewind when needed, standby.signal, restart) is"
-	note "the job of the supervisor pg_cluster_ctl, coming in a later version, which will do it"
-	note "automatically; for now it refuses writes and an operator may rebuild it by hand."
-	new=$(cluster_wait_leader)
-	note "all nodes agree: the leader is $new"
+	echo "pg_cluster_ctl's steps, from $(node_log "$old"):"
+	grep -E 'pg_cluster_ctl: (postgres stopped to rejoin|running pg_rewind|pg_rewind succeeded|rejoin done)' \
+		"$(node_log "$old")" | tail -n 4 | cut -c 1-170 | sed 's/^/    /' || true
+	show_events "$old" 3
+	note "demo_writes on $old: $(node_value "$old" "SELECT count(*) FROM demo_writes") rows, as on $new"
+}
+
+# log_has_acks LOG N: the demo client's LOG has at least N acknowledged writes.
+log_has_acks() {
+	[ "$(count_ok "$1")" -ge "$2" ]
+}
+
+# node_in_state NODE STATE: pg_cluster.status.state of NODE is STATE.
+node_in_state() {
+	[ "$(node_value "$1" "SELECT state FROM pg_cluster.status")" = "$2" ]
+}
+
+demo_switchover() {
+	local old target caller t0 t1 log writer_pid last_before first_after gap
+	old=$(cluster_wait_leader)
+	target=${cluster_nodes[0]}
+	[ "$target" != "$old" ] || target=${cluster_nodes[1]}
+	for caller in "${cluster_nodes[@]}"; do
+		[ "$caller" = "$old" ] || [ "$caller" = "$target" ] || break
+	done
+	section "Planned switchover: $old hands the primary role back to $target, in one SQL call"
+	log=$cluster_dir/demo_switchover_writer.log
+	: >"$log"
+	node_psql "$old" -c "CREATE TABLE demo_switchover_writes (id int PRIMARY KEY, at timestamptz NOT NULL)"
+	echo "The client writes again, into demo_switchover_writes, every 100 ms."
+	demo_writer "$(node_value "$old" "SELECT pg_cluster.connection_uri()")" 60 "$log" demo_switchover_writes &
+	writer_pid=$!
+	wait_until "the client to write" log_has_acks "$log" 10
+	echo "    \$ psql -h $cluster_dir -p $(node_port "$caller") -c \"SELECT pg_cluster.switchover('$target')\""
+	t0=$(now)
+	node_psql "$caller" -c "SELECT pg_cluster.switchover('$target')" | sed 's/^/    /'
+	t1=$(now)
+	note "the call, on $caller, returned after $(elapsed "$t0" "$t1") s, when $target was the leader and writable"
+	wait_until "$old to stream from $target" node_streams_from "$old" "$target"
+	note "$old (restarted by pg_cluster_ctl, no pg_rewind needed) streams from $target $(elapsed "$t1") s after the call returned"
+	wait "$writer_pid" || true
+	read -r last_before first_after gap < <(awk -v t="$t0" '
+		$2 == "ok" { if (prev != "" && prev >= t - 1 && $1 - prev > gap) { gap = $1 - prev; a = prev; b = $1 } prev = $1 }
+		END { printf "%s %s %.3f\n", a, b, gap }' "$log")
+	note "the client's longest wait between two acknowledged writes: $gap s (it writes every 100 ms"
+	note " with a new psql each time, so ~0.1 s is the normal pace)"
+	query_nodes "SELECT node_name, role, state, term, leader, timeline FROM pg_cluster.status" \
+		"${cluster_nodes[@]}"
+	echo "pg_cluster.events on $target about the handover:"
+	node_psql "$target" -P null=- -c "SELECT event_time::time(3) AS time, term, node_name, kind, $(one_line detail) AS detail
+		FROM pg_cluster.events WHERE event_time >= to_timestamp($t0) AND kind IN
+			('handover_accepted', 'election_started', 'elected', 'state_changed', 'promotion', 'promoted', 'handover_done')
+		ORDER BY seq"
 }
 
 # uri_lands URI: the node a session opened with URI is connected to.
@@ -885,7 +924,7 @@ EOF
 }
 
 # The steps of "demo", in order.
-demo_steps=(demo_build demo_create demo_show demo_fault demo_failover demo_instructions)
+demo_steps=(demo_build demo_create demo_show demo_fault demo_failover demo_switchover demo_instructions)
 
 cmd_demo() {
 	local step
