@@ -22,11 +22,17 @@
 #     new one (polled every 20 ms);
 #   - whether pg_rewind ran (it must not).
 #
+# Then REJOIN_RUNS times, the rejoin after a failover: kill -9 of the
+# primary's whole instance, a new leader is elected, and the old primary is
+# started again under pg_cluster_ctl: measured is the time from that start
+# until it streams from the new primary (pg_rewind included).
+#
 # Prints a line per run and a markdown table (median, min, max), written to
 # bench/results/switchover.md.  The cluster is removed at exit.
 #
 # Environment:
 #   RUNS          switchovers (default 7)
+#   REJOIN_RUNS   failovers followed by a rejoin (default 3)
 #   BEFORE        seconds the client writes before the call (default 2)
 #   AFTER         seconds it writes after the call began (default 3)
 #   INTERVAL_MS   the client's period (default 20)
@@ -43,6 +49,7 @@ bench_here=$(cd "$(dirname "$0")/.." && pwd)
 set -euo pipefail
 
 RUNS=${RUNS:-7}
+REJOIN_RUNS=${REJOIN_RUNS:-3}
 BEFORE=${BEFORE:-2}
 AFTER=${AFTER:-3}
 INTERVAL_MS=${INTERVAL_MS:-20}
@@ -132,9 +139,34 @@ one_run() {
 	tail -n 1 "$samples" | awk '{ printf "    run %s: %s -> %s: write gap %s ms, %s of %s acknowledged writes lost, command %s ms, old primary streaming %s ms after; pg_rewind runs: %s\n", $1, $2, $3, $4, $5, $8, $6, $7, $9 }'
 }
 
-# stats COLUMN: "median min max" of a column of the samples.
+# rejoin_run RUN: kill -9 of the leader, then its restart under
+# pg_cluster_ctl; appends "RUN OLD NEW MS REWOUND" to $rejoins.
+rejoin_run() {
+	local run=$1 old new t0 t1 deadline rewound
+	old=$(cluster_wait_leader)
+	node_kill_instance "$old"
+	deadline=$(($(date +%s) + cluster_wait_timeout))
+	until new=$(new_leader "$old"); do
+		[ "$(date +%s)" -lt "$deadline" ] || die "rejoin run $run: no new leader"
+		sleep 0.05
+	done
+	t0=$(now)
+	node_start "$old"
+	until node_streams_from "$old" "$new" 2>/dev/null; do
+		awk -v a="$t0" -v b="$(now)" -v m="$cluster_wait_timeout" 'BEGIN { exit !(b - a < m) }' ||
+			die "rejoin run $run: $old does not stream from $new"
+		sleep 0.02
+	done
+	t1=$(now)
+	rewound=$(node_value "$old" "SELECT count(*) FROM pg_cluster.events WHERE kind = 'rejoined' AND detail LIKE '%rewind=yes%'")
+	printf '%s %s %s %s %s\n' "$run" "$old" "$new" \
+		"$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", (b - a) * 1000 }')" "$rewound" >>"$rejoins"
+	tail -n 1 "$rejoins" | awk '{ printf "    rejoin %s: %s killed, %s leads; %s streams from it %s ms after its restart (pg_rewind: %s)\n", $1, $2, $3, $2, $4, ($5 > 0 ? "yes" : "no") }'
+}
+
+# stats COLUMN [FILE]: "median | min | max" of a column of the samples.
 stats() {
-	awk -v c="$1" '{ print $c }' "$samples" | sort -g | awk '
+	awk -v c="$1" '{ print $c }' "${2:-$samples}" | sort -g | awk '
 		{ v[NR] = $1 }
 		END {
 			med = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
@@ -149,6 +181,12 @@ cluster_wait_leader >/dev/null
 : >"$samples"
 for ((run = 1; run <= RUNS; run++)); do
 	one_run "$run"
+done
+rejoins=$work/rejoins
+: >"$rejoins"
+section "Rejoin after a failover: kill -9 of the primary, then its restart under pg_cluster_ctl"
+for ((run = 1; run <= REJOIN_RUNS; run++)); do
+	rejoin_run "$run"
 done
 
 mkdir -p "$(dirname "$results_file")"
@@ -176,6 +214,20 @@ $(awk '{ printf "| %s | %s → %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3
 - acknowledged writes lost in all runs: $(awk '{ t += $5; n += $8 } END { print t + 0 " of " n + 0 }' "$samples")
 - pg_rewind runs in all runs: $(awk '{ t += $9 } END { print t + 0 }' "$samples")
 
+## Rejoin after a failover
+
+kill -9 of the primary's whole instance; once a new leader is elected, the
+old primary is started again under pg_cluster_ctl: it finds the new leader,
+shuts down, is rewound by pg_rewind and restarts as a standby.
+
+| run | killed | new leader | restart → streaming, ms | pg_rewind |
+|---:|---|---|---:|---|
+$(awk '{ printf "| %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, ($5 > 0 ? "yes" : "no") }' "$rejoins")
+
+| metric ($REJOIN_RUNS runs) | median | min | max | bar |
+|---|---:|---:|---:|---|
+| old primary streaming after its restart, ms | $(stats 4 "$rejoins") | ≤ 10000 (Patroni: 13.5 s) |
+
 Reference (measured on this machine kind, from the issue): Patroni 3.0.2
 \`patronictl switchover\` 1.4 s without writes (command 3 s); pg_auto_failover
 2.0 \`perform switchover\` about 2.5–3 s (command 3.5 s); repmgr needs ssh
@@ -183,4 +235,4 @@ between nodes, the manual sequence by hand took 0.26 s.
 EOF
 } >"$results_file"
 section "Results (also in $results_file)"
-sed -n '/^| metric/,$p' "$results_file"
+grep -E '^\| (metric|---|write|command|old primary|acknowledged)' "$results_file"
