@@ -86,31 +86,7 @@ results_file=$results_dir/failover.md
 work=$(mktemp -d /tmp/pgc-bench-failover.XXXXXX)
 # logs of clusters that misbehaved while being built are kept here
 anomalies_dir=${PGC_BENCH_ANOMALIES:-/tmp/pg_cluster-bench-failover-anomalies}
-writer_pid=""
-
-cleanup() {
-	local status=$?
-	trap - EXIT INT TERM
-	set +e
-	if [ -n "$writer_pid" ]; then
-		kill "$writer_pid" 2>/dev/null
-		wait "$writer_pid" 2>/dev/null
-	fi
-	if cluster_exists; then
-		echo "=== removing the benchmark cluster in $cluster_dir"
-		cluster_remove
-	fi
-	rm -rf "$work"
-	exit $status
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-build_writer() {
-	gcc -O2 -Wall -Wextra -Werror -o "$work/writer" "$bench_here/bench/writer.c" \
-		-I"$("$PG_CONFIG" --includedir)" -L"$("$PG_CONFIG" --libdir)" -lpq ||
-		die "could not build bench/writer.c (needs gcc and libpq-dev)"
-}
+. "$bench_here/bench/client.sh"
 
 # ---------------------------------------------------------------- one run
 

@@ -65,33 +65,22 @@ cluster_supervised=1
 results_file=$bench_here/bench/results/switchover.md
 work=$(mktemp -d /tmp/pgc-bench-switchover.XXXXXX)
 samples=$work/samples
-writer_pid=""
-
-cleanup() {
-	local status=$?
-	trap - EXIT INT TERM
-	set +e
-	if [ -n "$writer_pid" ]; then
-		kill "$writer_pid" 2>/dev/null
-		wait "$writer_pid" 2>/dev/null
-	fi
-	if cluster_exists; then
-		echo "=== removing the benchmark cluster in $cluster_dir"
-		cluster_remove
-	fi
-	rm -rf "$work"
-	exit $status
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-gcc -O2 -Wall -Wextra -Werror -o "$work/writer" "$bench_here/bench/writer.c" \
-	-I"$("$PG_CONFIG" --includedir)" -L"$("$PG_CONFIG" --libdir)" -lpq ||
-	die "could not build bench/writer.c (needs gcc and libpq-dev)"
+. "$bench_here/bench/client.sh"
+build_writer
 
 # ledger_ready NODE: the (new) ledger table exists on NODE.
 ledger_ready() {
 	[ "$(node_value "$1" "SELECT count(*) FROM ledger")" = 0 ]
+}
+
+# wait_streaming NODE PRIMARY T0: polls every 20 ms until NODE streams from
+# PRIMARY; dies cluster_wait_timeout seconds after T0.
+wait_streaming() {
+	until node_streams_from "$1" "$2" 2>/dev/null; do
+		awk -v a="$3" -v b="$(now)" -v m="$cluster_wait_timeout" 'BEGIN { exit !(b - a < m) }' ||
+			die "$1 does not stream from $2"
+		sleep 0.02
+	done
 }
 
 # one_run RUN: one switchover from the current leader to the other of n1/n2.
@@ -117,11 +106,7 @@ one_run() {
 		die "run $run: the switchover failed: $out"
 	t1=$(now)
 	[ "$out" = "$target" ] || die "run $run: switchover returned '$out', not $target"
-	until node_streams_from "$old" "$target" 2>/dev/null; do
-		awk -v a="$t1" -v b="$(now)" -v m="$cluster_wait_timeout" 'BEGIN { exit !(b - a < m) }' ||
-			die "run $run: $old does not stream from $target"
-		sleep 0.02
-	done
+	wait_streaming "$old" "$target" "$t1"
 	t_stream=$(now)
 	wait "$writer_pid" || die "run $run: the client failed"
 	writer_pid=""
@@ -152,11 +137,7 @@ rejoin_run() {
 	done
 	t0=$(now)
 	node_start "$old"
-	until node_streams_from "$old" "$new" 2>/dev/null; do
-		awk -v a="$t0" -v b="$(now)" -v m="$cluster_wait_timeout" 'BEGIN { exit !(b - a < m) }' ||
-			die "rejoin run $run: $old does not stream from $new"
-		sleep 0.02
-	done
+	wait_streaming "$old" "$new" "$t0"
 	t1=$(now)
 	rewound=$(node_value "$old" "SELECT count(*) FROM pg_cluster.events WHERE kind = 'rejoined' AND detail LIKE '%rewind=yes%'")
 	printf '%s %s %s %s %s\n' "$run" "$old" "$new" \

@@ -464,14 +464,9 @@ StartVoteRound(TimestampTz now, const char *transfer_from, const char *why)
 	 * so no acknowledgement can slip in between.  A handover is exempt, as
 	 * for every voter (V8).
 	 */
-	if (transfer_from == NULL &&
-		now - LastLeaderContact() < (int64) PgClusterFailoverTimeoutMs * 1000)
-	{
-		LWLockRelease(PgClusterShmem->durable_lock);
-		election.phase = ELECTION_IDLE;
-		return;
-	}
-	if (PgClusterShmem->durable.term + 1 != election.term)
+	if ((transfer_from == NULL &&
+		 now - LastLeaderContact() < (int64) PgClusterFailoverTimeoutMs * 1000) ||
+		PgClusterShmem->durable.term + 1 != election.term)
 	{
 		LWLockRelease(PgClusterShmem->durable_lock);
 		election.phase = ELECTION_IDLE;

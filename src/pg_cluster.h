@@ -366,6 +366,7 @@ extern bool PgClusterNodeAddress(const char *name, char *host, int *port);
 extern int	PgClusterAdmitCaller(const char *caller, uint64 caller_sysid,
 								 PgClusterRole caller_role, int version);
 extern uint64 PgClusterArgSystemIdentifier(FunctionCallInfo fcinfo, int argno);
+extern void PgClusterRequireUsable(void);
 
 /* fence.c */
 extern void PgClusterRegisterFence(void);

@@ -332,14 +332,12 @@ pg_cluster_request_vote(PG_FUNCTION_ARGS)
 }
 
 /*
- * SetPause switches maintenance mode cluster-wide: a new version of the
- * flag, durable here and carried to every node by the heartbeats.
+ * PgClusterRequireUsable raises an error unless this node is configured
+ * and its durable state is loaded: what an operator's function needs.
  */
-static Datum
-SetPause(bool paused)
+void
+PgClusterRequireUsable(void)
 {
-	PgClusterDurableState durable;
-
 	if (!PgClusterIsConfigured())
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -350,7 +348,18 @@ SetPause(bool paused)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("the durable state of this node is damaged"),
 				 errhint("See pg_cluster.status and the server log.")));
+}
 
+/*
+ * SetPause switches maintenance mode cluster-wide: a new version of the
+ * flag, durable here and carried to every node by the heartbeats.
+ */
+static Datum
+SetPause(bool paused)
+{
+	PgClusterDurableState durable;
+
+	PgClusterRequireUsable();
 	PgClusterDurableSnapshot(&durable);
 	if (durable.paused == paused)
 	{

@@ -611,21 +611,6 @@ WaitForNewLeader(const char *target, uint64 old_term, TimestampTz deadline)
  * ----------------------------------------------------------------------
  */
 
-static void
-CheckConfigured(void)
-{
-	if (!PgClusterIsConfigured())
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("pg_cluster is not configured on this node"),
-				 errhint("Set pg_cluster.node_name and pg_cluster.peers.")));
-	if (!PgClusterEnsureDurableLoaded())
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the durable state of this node is damaged"),
-				 errhint("See pg_cluster.status and the server log.")));
-}
-
 /*
  * pg_cluster.switchover(target text, timeout interval) returns the name of
  * the new primary.
@@ -654,7 +639,7 @@ pg_cluster_switchover(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("switchover timeout must be between 1 second and 1 hour"),
 				 errhint("The default, 60 seconds, suits most clusters.")));
-	CheckConfigured();
+	PgClusterRequireUsable();
 	if (requested != NULL && requested[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -722,7 +707,7 @@ pg_cluster_request_switchover(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("switchover timeout must be between 1 second and 1 hour")));
-	CheckConfigured();
+	PgClusterRequireUsable();
 
 	LeaderSwitchover(requested, timeout_ms, target, &term);
 	values[0] = CStringGetTextDatum(target);
