@@ -18,6 +18,7 @@ OBJS = \
 	src/shared_state.o \
 	src/state_file.o \
 	src/switchover.o \
+	src/syncrep.o \
 	src/views.o \
 	src/worker.o
 DATA = pg_cluster--1.0.sql
@@ -35,7 +36,7 @@ SHLIB_LINK = $(libpq)
 
 # One-node SQL surface: pg_regress starts its own server with the library
 # preloaded (test/regress.conf), so installcheck needs no running server.
-REGRESS = setup guc views rpc switchover
+REGRESS = setup guc views rpc switchover syncrep
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf --temp-instance=./tmp_check_regress
 
 include $(PGXS)

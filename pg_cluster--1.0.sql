@@ -38,6 +38,9 @@ CREATE FUNCTION pg_cluster.heartbeat(
 	sender_is_leader boolean,
 	sender_pause_version bigint,
 	sender_paused boolean,
+	sender_sync_version bigint,
+	sender_sync_restricted boolean,
+	sender_sync_eligible text,
 	OUT node_name text,
 	OUT system_identifier text,
 	OUT role text,
@@ -51,13 +54,14 @@ CREATE FUNCTION pg_cluster.heartbeat(
 	OUT pause_version bigint,
 	OUT paused boolean,
 	OUT priority integer,
-	OUT state text)
+	OUT state text,
+	OUT sync_version bigint)
 RETURNS record
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'pg_cluster_heartbeat';
 
-REVOKE ALL ON FUNCTION pg_cluster.heartbeat(text, text, text, bigint, text, integer, pg_catalog.pg_lsn, timestamptz, integer, boolean, bigint, boolean) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pg_cluster.heartbeat(text, text, text, bigint, text, integer, pg_catalog.pg_lsn, timestamptz, integer, boolean, bigint, boolean) TO pgcluster_peer;
+REVOKE ALL ON FUNCTION pg_cluster.heartbeat(text, text, text, bigint, text, integer, pg_catalog.pg_lsn, timestamptz, integer, boolean, bigint, boolean, bigint, boolean, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pg_cluster.heartbeat(text, text, text, bigint, text, integer, pg_catalog.pg_lsn, timestamptz, integer, boolean, bigint, boolean, bigint, boolean, text) TO pgcluster_peer;
 
 -- Internal: a candidate's (pre-)vote request.
 CREATE FUNCTION pg_cluster.request_vote(
@@ -69,6 +73,7 @@ CREATE FUNCTION pg_cluster.request_vote(
 	pre_vote boolean,
 	candidate_protocol_version integer,
 	transfer_from text,
+	candidate_sync_version bigint,
 	OUT term bigint,
 	OUT granted boolean,
 	OUT reason text)
@@ -76,8 +81,8 @@ RETURNS record
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'pg_cluster_request_vote';
 
-REVOKE ALL ON FUNCTION pg_cluster.request_vote(text, text, bigint, integer, pg_catalog.pg_lsn, boolean, integer, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pg_cluster.request_vote(text, text, bigint, integer, pg_catalog.pg_lsn, boolean, integer, text) TO pgcluster_peer;
+REVOKE ALL ON FUNCTION pg_cluster.request_vote(text, text, bigint, integer, pg_catalog.pg_lsn, boolean, integer, text, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pg_cluster.request_vote(text, text, bigint, integer, pg_catalog.pg_lsn, boolean, integer, text, bigint) TO pgcluster_peer;
 
 -- Internal: the leader asks the target of a switchover to take over.
 CREATE FUNCTION pg_cluster.handover(
@@ -154,7 +159,10 @@ CREATE FUNCTION pg_cluster.node_info(
 	OUT heartbeats_received bigint,
 	OUT system_identifier text,
 	OUT state text,
-	OUT priority integer)
+	OUT priority integer,
+	OUT synchronous boolean,
+	OUT eligible boolean,
+	OUT why_not_eligible text)
 RETURNS SETOF record
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'pg_cluster_node_info';
@@ -180,7 +188,12 @@ CREATE FUNCTION pg_cluster.status_info(
 	OUT failover_timeout_ms integer,
 	OUT paused boolean,
 	OUT lease_until timestamptz,
-	OUT last_leader_contact timestamptz)
+	OUT last_leader_contact timestamptz,
+	OUT synchronous_mode text,
+	OUT synchronous_standby_names text,
+	OUT sync_state text,
+	OUT sync_record text,
+	OUT commits_not_replicated bigint)
 RETURNS SETOF record
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'pg_cluster_status_info';

@@ -177,3 +177,55 @@ PgClusterAdoptPause(uint64 version, bool paused, const char *from)
 						 paused ? "paused" : "resumed", version, from);
 	return true;
 }
+
+/*
+ * PgClusterAdoptSyncRecord adopts a newer synchronous record (a higher
+ * version), durably.  Returns whether it changed.
+ */
+bool
+PgClusterAdoptSyncRecord(uint64 version, bool restricted, const char *eligible,
+						 const char *from)
+{
+	PgClusterDurableState next;
+
+	LWLockAcquire(PgClusterShmem->durable_lock, LW_EXCLUSIVE);
+	if (!PgClusterShmem->durable_loaded || version <= PgClusterShmem->durable.sync_version)
+	{
+		LWLockRelease(PgClusterShmem->durable_lock);
+		return false;
+	}
+	next = PgClusterShmem->durable;
+	next.sync_version = version;
+	next.sync_restricted = restricted;
+	strlcpy(next.sync_eligible, restricted ? eligible : "", PGC_NAME_LIST_LEN);
+	PgClusterPersistLocked(&next);
+	LWLockRelease(PgClusterShmem->durable_lock);
+
+	PgClusterRecordEvent("sync_record", from,
+						 "synchronous record version " UINT64_FORMAT " from \"%s\": %s%s",
+						 version, from,
+						 restricted ? "only these data nodes may be promoted: " :
+						 "every data node may be promoted (commits are on a majority)",
+						 restricted ? (eligible[0] ? eligible : "none") : "");
+	return true;
+}
+
+/* PgClusterNameInList: is "name" an element of the comma-separated list? */
+bool
+PgClusterNameInList(const char *list, const char *name)
+{
+	size_t		len = strlen(name);
+
+	for (const char *p = list; *p;)
+	{
+		const char *end = strchr(p, ',');
+		size_t		n = end ? (size_t) (end - p) : strlen(p);
+
+		if (n == len && strncmp(p, name, len) == 0)
+			return true;
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+	return false;
+}

@@ -57,8 +57,8 @@ LastLeaderContact(void)
 }
 
 /* Number of voters that make a majority. */
-static int
-MajoritySize(void)
+int
+PgClusterMajoritySize(void)
 {
 	int			voters = PgClusterPeers ? PgClusterPeers->count : 1;
 
@@ -126,6 +126,20 @@ PgClusterHandleVoteRequest(const PgClusterVoteRequest *req, uint64 *voter_term,
 			   req->term, next.term);
 
 	/*
+	 * V9, synchronous mode (§9): the candidate knows the latest synchronous
+	 * record we know, and that record lets it be promoted.
+	 */
+	if (req->sync_version < next.sync_version)
+		REFUSE("candidate's synchronous record " UINT64_FORMAT " is older than ours, " UINT64_FORMAT,
+			   req->sync_version, next.sync_version);
+	{
+		const char *why = PgClusterWhyNotEligible(req->candidate, &next);
+
+		if (why != NULL)
+			REFUSE("candidate is not eligible: %s", why);
+	}
+
+	/*
 	 * V8, a handover (§8): the leader named in the request gave its term to
 	 * the candidate after it stopped acknowledging commits, so there is no
 	 * lease to wait out (V3), and the candidate promotes only once it holds
@@ -164,6 +178,7 @@ PgClusterHandleVoteRequest(const PgClusterVoteRequest *req, uint64 *voter_term,
 	/* V7 */
 	if (candidate_index < 0 || candidate_is_witness)
 		REFUSE("\"%s\" is not a data node of this cluster", req->candidate);
+
 
 	/* V4: the candidate's WAL must be at least as far as ours */
 	if (PgClusterNodeKindSetting == PGC_NODE_DATA && !transfer)
@@ -352,6 +367,8 @@ WhyNotStand(TimestampTz now, const PgClusterDurableState *durable)
 
 		if (PgClusterPriority <= 0)
 			return "priority 0";
+		if (PgClusterWhyNotEligible(PgClusterNodeName, durable) != NULL)
+			return "not eligible: the synchronous record does not list it";
 		if (durable->term == 0)
 			return "no leader yet: standbys do not start a cluster";
 		/*
@@ -427,6 +444,16 @@ ResetRound(void)
 	memset(election.granted_by, 0, sizeof(election.granted_by));
 }
 
+/* SyncVersion: the version of the synchronous record this node holds. */
+static uint64
+SyncVersion(void)
+{
+	PgClusterDurableState durable;
+
+	PgClusterDurableSnapshot(&durable);
+	return durable.sync_version;
+}
+
 /* Ask every peer for a pre-vote for election.term. */
 static void
 SendPreVoteRequests(void)
@@ -438,6 +465,7 @@ SendPreVoteRequests(void)
 	req.term = election.term;
 	req.lsn = PgClusterLocalLsn(&req.timeline);
 	req.pre_vote = true;
+	req.sync_version = SyncVersion();
 	PeerConnectionsRequestVotes(&req);
 }
 
@@ -492,6 +520,7 @@ StartVoteRound(TimestampTz now, const char *transfer_from, const char *why)
 	strlcpy(req.candidate, PgClusterNodeName, PGC_NAME_LEN);
 	req.term = election.term;
 	req.lsn = PgClusterLocalLsn(&req.timeline);
+	req.sync_version = SyncVersion();
 	if (transfer_from != NULL)
 		strlcpy(req.transfer_from, transfer_from, PGC_NAME_LEN);
 	strlcpy(election.transfer_from, req.transfer_from, PGC_NAME_LEN);
@@ -503,7 +532,7 @@ StartVoteRound(TimestampTz now, const char *transfer_from, const char *why)
 static void
 CountGrants(TimestampTz now)
 {
-	if (election.grants < MajoritySize())
+	if (election.grants < PgClusterMajoritySize())
 		return;
 
 	if (election.phase == ELECTION_PRE_VOTE)
@@ -629,7 +658,7 @@ ElectionTick(TimestampTz now)
 		PgClusterRecordEvent("election_failed", NULL,
 							 "%s round for term " UINT64_FORMAT " got %d of %d needed votes",
 							 election_phase_names[election.phase], election.term,
-							 election.grants, MajoritySize());
+							 election.grants, PgClusterMajoritySize());
 		election.phase = ELECTION_IDLE;
 		/* try again after a new random delay (split votes resolve) */
 		election.contact_seen = LastLeaderContact();
@@ -748,12 +777,12 @@ LeaseUpdate(TimestampTz now)
 			if (!e->is_self && e->acked_term == term && e->acked_sent_at != 0)
 				acked[nacked++] = e->acked_sent_at;
 		}
-		if (nacked >= MajoritySize())
+		if (nacked >= PgClusterMajoritySize())
 		{
 			TimestampTz m;
 
 			qsort(acked, nacked, sizeof(TimestampTz), CompareTimestampsDesc);
-			m = acked[MajoritySize() - 1];
+			m = acked[PgClusterMajoritySize() - 1];
 			allowed_until = TimestampTzPlusMilliseconds(m, PgClusterLeaseDurationMs());
 			/* a leader with a valid lease counts as contact for V3 */
 			if ((int64) allowed_until > now)

@@ -19,6 +19,13 @@
  * passed the fence are counted until their commit is done, so the leader
  * can wait for the last of them before it names its handover LSN.
  *
+ * In synchronous mode (syncrep.c) a new leader's commits wait at
+ * pre-commit until its synchronous configuration is in force.  After the
+ * commit, a transaction whose wait for its synchronous standbys was
+ * cancelled (PostgreSQL then reports success although no standby has
+ * it) is not acknowledged: the session ends, and the commit's LSN is
+ * recorded as an event.
+ *
  * Copyright (c) 2026, pg_cluster developers
  *
  * IDENTIFICATION
@@ -30,6 +37,9 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "replication/syncrep.h"
+#include "replication/walsender.h"
+#include "replication/walsender_private.h"
 #include "libpq/auth.h"
 #include "pgstat.h"
 #include "utils/guc.h"
@@ -165,6 +175,59 @@ EnterInFlight(void)
 }
 
 /*
+ * WaitForSyncReady waits while this leader's synchronous configuration is
+ * not in force yet; returns false if the lease went meanwhile.
+ */
+static bool
+WaitForSyncReady(void)
+{
+	ConditionVariablePrepareToSleep(&PgClusterShmem->hold_cv);
+	while (!PgClusterSyncReady())
+	{
+		if (!PgClusterCommitsAllowed(GetCurrentTimestamp()))
+			break;
+		(void) ConditionVariableTimedSleep(&PgClusterShmem->hold_cv, 100,
+										   PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	return PgClusterCommitsAllowed(GetCurrentTimestamp());
+}
+
+/*
+ * CommitReplicated says whether a commit that should have waited for its
+ * synchronous standbys is confirmed by them: false when its wait was
+ * cancelled.
+ */
+static bool
+CommitReplicated(XLogRecPtr commit_end)
+{
+	int			mode;
+	bool		defined;
+	XLogRecPtr	released;
+
+	if (PgClusterSynchronousMode == PGC_SYNC_OFF || !SyncRepRequested() ||
+		commit_end == InvalidXLogRecPtr)
+		return true;
+	mode = synchronous_commit == SYNCHRONOUS_COMMIT_REMOTE_WRITE ? SYNC_REP_WAIT_WRITE :
+		synchronous_commit == SYNCHRONOUS_COMMIT_REMOTE_APPLY ? SYNC_REP_WAIT_APPLY :
+		SYNC_REP_WAIT_FLUSH;
+	LWLockAcquire(SyncRepLock, LW_SHARED);
+	defined = PgClusterSyncStandbysDefined();
+	released = WalSndCtl->lsn[mode];
+	LWLockRelease(SyncRepLock);
+	return !defined || released >= commit_end;
+}
+
+/* Do not acknowledge: the client sees the connection drop, as after a crash. */
+static void
+EndSessionWithoutAck(void)
+{
+	whereToSendOutput = DestNone;	/* no CommandComplete, no reply */
+	ProcDiePending = true;		/* and end the session at the next read */
+	InterruptPending = true;
+}
+
+/*
  * PgClusterHoldCommits makes new commits wait, then waits up to
  * drain_timeout_ms for the commits already past the fence to finish.
  * Returns false if they did not (the hold stays: the caller releases it).
@@ -209,6 +272,15 @@ FenceXactCallback(XactEvent event, void *arg)
 			EnterInFlight();
 			if (!PgClusterCommitsAllowed(GetCurrentTimestamp()))
 				RefuseCommit();
+			if (!PgClusterSyncReady())
+			{
+				LeaveInFlight();
+				if (!WaitForSyncReady())
+					RefuseCommit();
+				EnterInFlight();
+				if (!PgClusterCommitsAllowed(GetCurrentTimestamp()))
+					RefuseCommit();
+			}
 			checked_write_commit = (event == XACT_EVENT_PRE_COMMIT);
 			break;
 
@@ -221,6 +293,21 @@ FenceXactCallback(XactEvent event, void *arg)
 			if (!checked_write_commit)
 				return;
 			checked_write_commit = false;
+			if (!CommitReplicated(XactLastCommitEnd))
+			{
+				LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
+				PgClusterShmem->commits_not_replicated++;
+				LWLockRelease(PgClusterShmem->lock);
+				ereport(WARNING,
+						(errmsg("pg_cluster: the wait for synchronous replication of the commit ending at %X/%X was cancelled; closing the connection instead of acknowledging",
+								LSN_FORMAT_ARGS(XactLastCommitEnd)),
+						 errdetail("The commit is in this node's WAL but not confirmed by its synchronous standbys: a failover now could lose it.")));
+				PgClusterRecordEvent("commit_not_replicated", NULL,
+									 "a session's wait for synchronous replication was cancelled; commit ending at %X/%X not acknowledged (session ended)",
+									 LSN_FORMAT_ARGS(XactLastCommitEnd));
+				EndSessionWithoutAck();
+				return;
+			}
 			if (PgClusterCommitsAllowed(GetCurrentTimestamp()))
 				return;
 
@@ -232,9 +319,7 @@ FenceXactCallback(XactEvent event, void *arg)
 			ereport(WARNING,
 					(errmsg("pg_cluster: lease expired while committing; closing the connection instead of acknowledging"),
 					 errdetail("The commit is in this node's WAL, but the node may no longer be the leader.")));
-			whereToSendOutput = DestNone;	/* no CommandComplete, no reply */
-			ProcDiePending = true;	/* and end the session at the next read */
-			InterruptPending = true;
+			EndSessionWithoutAck();
 			break;
 
 		case XACT_EVENT_ABORT:

@@ -53,23 +53,23 @@ static TimestampTz hook_deadline = 0;
 static char hook_description[128];
 
 /*
- * SetPrimaryConninfo writes primary_conninfo to postgresql.auto.conf, as
- * ALTER SYSTEM does, and asks the postmaster to reload.
+ * AlterSystemSet writes "name = value" to postgresql.auto.conf, as ALTER
+ * SYSTEM does, and asks the postmaster to reload.
  */
 void
-SetPrimaryConninfo(const char *conninfo)
+AlterSystemSet(const char *name, const char *value)
 {
 	AlterSystemStmt *stmt = makeNode(AlterSystemStmt);
-	A_Const    *value = makeNode(A_Const);
+	A_Const    *constant = makeNode(A_Const);
 
-	value->val.sval.type = T_String;
-	value->val.sval.sval = pstrdup(conninfo);
-	value->location = -1;
+	constant->val.sval.type = T_String;
+	constant->val.sval.sval = pstrdup(value);
+	constant->location = -1;
 
 	stmt->setstmt = makeNode(VariableSetStmt);
 	stmt->setstmt->kind = VAR_SET_VALUE;
-	stmt->setstmt->name = "primary_conninfo";
-	stmt->setstmt->args = list_make1(value);
+	stmt->setstmt->name = pstrdup(name);
+	stmt->setstmt->args = list_make1(constant);
 
 	/* the privilege check reads the catalogs: it needs a transaction */
 	StartTransactionCommand();
@@ -79,6 +79,13 @@ SetPrimaryConninfo(const char *conninfo)
 	if (kill(PostmasterPid, SIGHUP) != 0)
 		ereport(WARNING,
 				(errmsg("pg_cluster: could not signal the postmaster to reload: %m")));
+}
+
+/* SetPrimaryConninfo points this node's WAL receiver at another server. */
+void
+SetPrimaryConninfo(const char *conninfo)
+{
+	AlterSystemSet("primary_conninfo", conninfo);
 }
 
 /*

@@ -39,6 +39,7 @@ int			PgClusterNodeKindSetting = PGC_NODE_DATA;
 int			PgClusterPriority = 100;
 int			PgClusterMaxLagOnFailover = 16 * 1024 * 1024;
 char	   *PgClusterOnRoleChangeCommand = NULL;
+int			PgClusterSynchronousMode = PGC_SYNC_OFF;
 
 /* The parsed peer list, or NULL while pg_cluster.peers is empty. */
 const PgClusterPeerList *PgClusterPeers = NULL;
@@ -49,6 +50,13 @@ const PgClusterPeerList *PgClusterPeers = NULL;
  * hold its configured value yet, so they wait until all are defined.
  */
 static bool gucs_defined = false;
+
+static const struct config_enum_entry sync_mode_options[] = {
+	{"off", PGC_SYNC_OFF, false},
+	{"quorum", PGC_SYNC_QUORUM, false},
+	{"strict", PGC_SYNC_STRICT, false},
+	{NULL, 0, false}
+};
 
 static const struct config_enum_entry node_kind_options[] = {
 	{"data", PGC_NODE_DATA, false},
@@ -426,6 +434,16 @@ PgClusterDefineGucs(void)
 							   PGC_POSTMASTER,
 							   0,
 							   CheckNodeName, NULL, NULL);
+
+	DefineCustomEnumVariable("pg_cluster.synchronous_mode",
+							 "How the leader manages synchronous replication: off, quorum or strict.",
+							 "The leader's setting rules; set it alike on every node.",
+							 &PgClusterSynchronousMode,
+							 PGC_SYNC_OFF,
+							 sync_mode_options,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("pg_cluster.node_role",
 							 "Whether this node holds data or is a voting witness.",

@@ -127,14 +127,14 @@ static int	peer_count = 0;
 
 static const char heartbeat_query[] =
 "SELECT node_name, system_identifier, role, term, leader, timeline, lsn, protocol_version, "
-"is_leader, ack, pause_version, paused, priority, state "
-"FROM pg_cluster.heartbeat($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+"is_leader, ack, pause_version, paused, priority, state, sync_version "
+"FROM pg_cluster.heartbeat($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
 
-#define HEARTBEAT_REPLY_COLUMNS 14
+#define HEARTBEAT_REPLY_COLUMNS 15
 
 static const char vote_query[] =
 "SELECT term, granted, reason "
-"FROM pg_cluster.request_vote($1, $2, $3, $4, $5, $6, $7, $8)";
+"FROM pg_cluster.request_vote($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 static const char handover_query[] =
 "SELECT accepted, reason "
@@ -387,9 +387,12 @@ PeerSendHeartbeat(Peer *peer, TimestampTz now)
 	char		lsn[32];
 	char		version[16];
 	char		pause_version[32];
-	const char *params[12];
+	char		sync_version[32];
+	PgClusterDurableState durable;
+	const char *params[15];
 
 	PgClusterLocalView(&view);
+	PgClusterDurableSnapshot(&durable);
 	snprintf(sysid, sizeof(sysid), UINT64_FORMAT, view.system_identifier);
 	snprintf(term, sizeof(term), UINT64_FORMAT, view.term);
 	snprintf(timeline, sizeof(timeline), "%u", view.timeline);
@@ -409,6 +412,10 @@ PeerSendHeartbeat(Peer *peer, TimestampTz now)
 	params[9] = view.is_leader ? "t" : "f";
 	params[10] = pause_version;
 	params[11] = view.paused ? "t" : "f";
+	snprintf(sync_version, sizeof(sync_version), UINT64_FORMAT, durable.sync_version);
+	params[12] = sync_version;
+	params[13] = durable.sync_restricted ? "t" : "f";
+	params[14] = durable.sync_eligible;
 
 	PeerSendQuery(peer, now, heartbeat_query, lengthof(params), params,
 				  PEER_REQUEST_HEARTBEAT);
@@ -426,10 +433,12 @@ PeerSendVote(Peer *peer, TimestampTz now)
 	char		timeline[16];
 	char		lsn[32];
 	char		version[16];
-	const char *params[8];
+	char		sync_version[32];
+	const char *params[9];
 
 	snprintf(sysid, sizeof(sysid), UINT64_FORMAT, PgClusterLocalSystemIdentifier());
 	snprintf(term, sizeof(term), UINT64_FORMAT, req->term);
+	snprintf(sync_version, sizeof(sync_version), UINT64_FORMAT, req->sync_version);
 	snprintf(timeline, sizeof(timeline), "%u", req->timeline);
 	snprintf(lsn, sizeof(lsn), "%X/%X", LSN_FORMAT_ARGS(req->lsn));
 	snprintf(version, sizeof(version), "%d", PGC_PROTOCOL_VERSION);
@@ -441,6 +450,7 @@ PeerSendVote(Peer *peer, TimestampTz now)
 	params[5] = req->pre_vote ? "t" : "f";
 	params[6] = version;
 	params[7] = req->transfer_from[0] ? req->transfer_from : NULL;
+	params[8] = sync_version;
 
 	peer->in_flight_vote = *req;
 	peer->vote_pending = false;
@@ -634,6 +644,7 @@ PeerParseReply(Peer *peer, PGresult *res, PgClusterNodeView *view, bool *acked,
 	view->paused = strcmp(PQgetvalue(res, 0, 11), "t") == 0;
 	view->priority = atoi(PQgetvalue(res, 0, 12));
 	view->state = PgClusterStateFromName(PQgetvalue(res, 0, 13));
+	view->sync_version = strtou64(PQgetvalue(res, 0, 14), NULL, 10);
 
 	if (!WorkerAcceptClusterIdentifier(view->system_identifier, view->role,
 									   reason, reasonlen))
@@ -683,6 +694,7 @@ PeerRecordReply(Peer *peer, const PgClusterNodeView *view, bool acked, Timestamp
 		{
 			PgClusterShmem->nodes[idx].acked_term = our_term;
 			PgClusterShmem->nodes[idx].acked_sent_at = peer->sent_at;
+			PgClusterShmem->nodes[idx].acked_sync_version = view->sync_version;
 		}
 		if (view->is_leader && !PgClusterShmem->is_leader)
 		{

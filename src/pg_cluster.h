@@ -40,6 +40,7 @@
 #define PGC_EVENT_RING_SIZE			256
 #define PGC_EVENT_KIND_LEN			32
 #define PGC_EVENT_DETAIL_LEN		256
+#define PGC_NAME_LIST_LEN			(PGC_MAX_NODES * PGC_NAME_LEN)
 
 /*
  * SQLSTATE sent back to a peer whose heartbeat we refuse (different
@@ -65,6 +66,14 @@ typedef enum PgClusterRole
 	PGC_ROLE_STANDBY,
 	PGC_ROLE_WITNESS
 } PgClusterRole;
+
+/* pg_cluster.synchronous_mode */
+typedef enum PgClusterSyncMode
+{
+	PGC_SYNC_OFF = 0,
+	PGC_SYNC_QUORUM,
+	PGC_SYNC_STRICT
+} PgClusterSyncMode;
 
 /* pg_cluster.node_role */
 typedef enum PgClusterNodeKind
@@ -126,6 +135,7 @@ typedef struct PgClusterNodeView
 	bool		is_leader;		/* claims leadership of "term" */
 	uint64		pause_version;
 	bool		paused;
+	uint64		sync_version;	/* the synchronous record it holds */
 	TimestampTz sent_at;		/* the sender's clock, for display only */
 	int			priority;		/* pg_cluster.priority (replies only) */
 	PgClusterWorkerState state; /* pg_cluster.status.state (replies only) */
@@ -153,6 +163,7 @@ typedef struct PgClusterNodeEntry
 	/* on a leader: the send time of the latest heartbeat it acknowledged */
 	uint64		acked_term;
 	TimestampTz acked_sent_at;
+	uint64		acked_sync_version; /* the synchronous record it holds */
 
 	uint64		heartbeats_sent;
 	uint64		heartbeats_answered;
@@ -181,6 +192,16 @@ typedef struct PgClusterDurableState
 	uint64		cluster_system_identifier;	/* learned by witnesses */
 	uint64		pause_version;
 	bool		paused;
+
+	/*
+	 * The synchronous record (syncrep.c, protocol.md §9): which data nodes
+	 * hold every acknowledged commit.  Not restricted: all of them, as far
+	 * as rule V4 can tell (every commit is on a majority).  Restricted:
+	 * only those named.  Made durable on a majority before it is relied on.
+	 */
+	uint64		sync_version;
+	bool		sync_restricted;
+	char		sync_eligible[PGC_NAME_LIST_LEN];	/* comma-separated names */
 } PgClusterDurableState;
 
 /*
@@ -272,6 +293,17 @@ typedef struct PgClusterShared
 	PgClusterHandover handover;
 	bool		rejoin_requested;	/* shutting down to restart as a standby */
 
+	/*
+	 * Synchronous mode on the leader (syncrep.c): commits of term
+	 * sync_ready_term may be acknowledged (the managed configuration is in
+	 * force and every commit so far is where the record says).  Commits
+	 * wait at pre-commit until then.
+	 */
+	pg_atomic_uint64 sync_ready_term;
+	char		sync_standby_names[PGC_NAME_LIST_LEN + 32];	/* what we set */
+	char		sync_status[PGC_ERROR_LEN]; /* what the manager waits for */
+	uint64		commits_not_replicated; /* cancelled waits seen (fence.c) */
+
 	/* the configured nodes, rebuilt by the worker on every reload */
 	int			node_count;
 	PgClusterNodeEntry nodes[PGC_MAX_NODES];
@@ -296,6 +328,7 @@ extern int	PgClusterNodeKindSetting;
 extern int	PgClusterPriority;
 extern int	PgClusterMaxLagOnFailover;
 extern char *PgClusterOnRoleChangeCommand;
+extern int	PgClusterSynchronousMode;
 extern const PgClusterPeerList *PgClusterPeers;
 extern void PgClusterDefineGucs(void);
 extern bool PgClusterIsConfigured(void);
@@ -339,6 +372,9 @@ extern bool PgClusterEnsureDurableLoaded(void);
 extern void PgClusterPersistLocked(const PgClusterDurableState *next);
 extern bool PgClusterAdoptTerm(uint64 term, const char *from);
 extern bool PgClusterAdoptPause(uint64 version, bool paused, const char *from);
+extern bool PgClusterAdoptSyncRecord(uint64 version, bool restricted,
+									 const char *eligible, const char *from);
+extern bool PgClusterNameInList(const char *list, const char *name);
 extern void PgClusterDurableSnapshot(PgClusterDurableState *copy);
 
 /* election.c: the voter's rules (docs/protocol.md §3.2) */
@@ -350,8 +386,10 @@ typedef struct PgClusterVoteRequest
 	XLogRecPtr	lsn;
 	bool		pre_vote;
 	char		transfer_from[PGC_NAME_LEN];	/* handover from this leader */
+	uint64		sync_version;	/* the candidate's synchronous record */
 } PgClusterVoteRequest;
 
+extern int	PgClusterMajoritySize(void);
 extern bool PgClusterHandleVoteRequest(const PgClusterVoteRequest *req,
 									   uint64 *voter_term,
 									   char *reason, size_t reasonlen);
@@ -362,6 +400,11 @@ extern char *PgClusterPeerConninfoFor(const char *host, int port, const char *pu
 extern char *PgClusterReplicationConninfoFor(const char *host, int port);
 extern bool PgClusterNodeAddress(const char *name, char *host, int *port);
 
+/* syncrep.c */
+extern const char *PgClusterWhyNotEligible(const char *name, const PgClusterDurableState *durable);
+extern const char *PgClusterSyncModeName(int mode);
+extern bool PgClusterSyncStandbysDefined(void);
+
 /* rpc.c */
 extern int	PgClusterAdmitCaller(const char *caller, uint64 caller_sysid,
 								 PgClusterRole caller_role, int version);
@@ -371,6 +414,7 @@ extern void PgClusterRequireUsable(void);
 /* fence.c */
 extern void PgClusterRegisterFence(void);
 extern bool PgClusterHoldCommits(int64 drain_timeout_ms);
+extern bool PgClusterSyncReady(void);
 extern void PgClusterReleaseCommits(void);
 extern bool PgClusterCommitsAllowed(TimestampTz now);
 extern int	PgClusterLeaseDurationMs(void);

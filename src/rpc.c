@@ -51,6 +51,9 @@ enum HeartbeatArg
 	HB_ARG_IS_LEADER,
 	HB_ARG_PAUSE_VERSION,
 	HB_ARG_PAUSED,
+	HB_ARG_SYNC_VERSION,
+	HB_ARG_SYNC_RESTRICTED,
+	HB_ARG_SYNC_ELIGIBLE,
 	HB_NARGS
 };
 
@@ -58,7 +61,8 @@ static const char *const heartbeat_arg_names[HB_NARGS] = {
 	"sender_name", "sender_system_identifier", "sender_role", "sender_term",
 	"sender_leader", "sender_timeline", "sender_lsn", "sender_time",
 	"sender_protocol_version", "sender_is_leader", "sender_pause_version",
-	"sender_paused"
+	"sender_paused", "sender_sync_version", "sender_sync_restricted",
+	"sender_sync_eligible"
 };
 
 /* Argument positions of pg_cluster.request_vote() */
@@ -72,16 +76,17 @@ enum VoteArg
 	VOTE_ARG_PRE_VOTE,
 	VOTE_ARG_PROTOCOL_VERSION,
 	VOTE_ARG_TRANSFER_FROM,
+	VOTE_ARG_SYNC_VERSION,
 	VOTE_NARGS
 };
 
 static const char *const vote_arg_names[VOTE_NARGS] = {
 	"candidate_name", "candidate_system_identifier", "candidate_term",
 	"candidate_timeline", "candidate_lsn", "pre_vote", "candidate_protocol_version",
-	"transfer_from"
+	"transfer_from", "candidate_sync_version"
 };
 
-#define HB_RESULT_COLUMNS 14
+#define HB_RESULT_COLUMNS 15
 #define VOTE_RESULT_COLUMNS 3
 
 /*
@@ -231,6 +236,10 @@ pg_cluster_heartbeat(PG_FUNCTION_ARGS)
 	/* a higher term is adopted (durably) before anything is answered */
 	PgClusterAdoptTerm(theirs.term, sender);
 	PgClusterAdoptPause(theirs.pause_version, theirs.paused, sender);
+	theirs.sync_version = (uint64) PG_GETARG_INT64(HB_ARG_SYNC_VERSION);
+	PgClusterAdoptSyncRecord(theirs.sync_version, PG_GETARG_BOOL(HB_ARG_SYNC_RESTRICTED),
+							 text_to_cstring(PG_GETARG_TEXT_PP(HB_ARG_SYNC_ELIGIBLE)),
+							 sender);
 
 	LWLockAcquire(PgClusterShmem->durable_lock, LW_SHARED);
 	our_term = PgClusterShmem->durable.term;
@@ -279,6 +288,7 @@ pg_cluster_heartbeat(PG_FUNCTION_ARGS)
 	values[11] = BoolGetDatum(ours.paused);
 	values[12] = Int32GetDatum(ours.priority);
 	values[13] = CStringGetTextDatum(PgClusterStateName(ours.state));
+	values[14] = Int64GetDatum((int64) ours.sync_version);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
@@ -309,6 +319,7 @@ pg_cluster_request_vote(PG_FUNCTION_ARGS)
 	req.timeline = (TimeLineID) PG_GETARG_INT32(VOTE_ARG_TIMELINE);
 	req.lsn = PG_GETARG_LSN(VOTE_ARG_LSN);
 	req.pre_vote = PG_GETARG_BOOL(VOTE_ARG_PRE_VOTE);
+	req.sync_version = (uint64) PG_GETARG_INT64(VOTE_ARG_SYNC_VERSION);
 	if (!PG_ARGISNULL(VOTE_ARG_TRANSFER_FROM))
 		text_to_cstring_buffer(PG_GETARG_TEXT_PP(VOTE_ARG_TRANSFER_FROM),
 							   req.transfer_from, PGC_NAME_LEN);

@@ -86,6 +86,7 @@ PgClusterShmemInit(void)
 		pg_atomic_init_u64(&PgClusterShmem->commit_allowed_until, 0);
 		pg_atomic_init_u32(&PgClusterShmem->commit_hold, 0);
 		pg_atomic_init_u32(&PgClusterShmem->commits_in_flight, 0);
+		pg_atomic_init_u64(&PgClusterShmem->sync_ready_term, 0);
 		ConditionVariableInit(&PgClusterShmem->hold_cv);
 		ConditionVariableInit(&PgClusterShmem->switchover_cv);
 		PgClusterShmem->state = PGC_STATE_STARTING;
@@ -280,6 +281,7 @@ PgClusterLocalView(PgClusterNodeView *view)
 	view->term = PgClusterShmem->durable.term;
 	view->pause_version = PgClusterShmem->durable.pause_version;
 	view->paused = PgClusterShmem->durable.paused;
+	view->sync_version = PgClusterShmem->durable.sync_version;
 	LWLockRelease(PgClusterShmem->durable_lock);
 
 	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);

@@ -35,7 +35,7 @@
 #define STATE_FILE_NAME			"pg_cluster.state"
 #define STATE_FILE_TEMP_NAME	"pg_cluster.state.tmp"
 #define STATE_FILE_MAGIC		0x50474353	/* "PGCS" */
-#define STATE_FILE_VERSION		1
+#define STATE_FILE_VERSION		2
 
 /* On-disk layout; the CRC covers everything before it. */
 typedef struct StateFileContents
@@ -49,6 +49,9 @@ typedef struct StateFileContents
 	uint64		cluster_system_identifier;
 	uint64		pause_version;
 	uint32		paused;
+	uint32		sync_restricted;
+	uint64		sync_version;
+	char		sync_eligible[PGC_NAME_LIST_LEN];
 	pg_crc32c	crc;
 } StateFileContents;
 
@@ -127,7 +130,8 @@ PgClusterReadStateFile(PgClusterDurableState *state, char *errbuf, size_t errlen
 		return PGC_STATE_FILE_CORRUPT;
 	}
 	if (memchr(contents.voted_for, '\0', PGC_NAME_LEN) == NULL ||
-		memchr(contents.leader_name, '\0', PGC_NAME_LEN) == NULL)
+		memchr(contents.leader_name, '\0', PGC_NAME_LEN) == NULL ||
+		memchr(contents.sync_eligible, '\0', PGC_NAME_LIST_LEN) == NULL)
 	{
 		snprintf(errbuf, errlen, "\"%s\" has an unterminated name", STATE_FILE_NAME);
 		return PGC_STATE_FILE_CORRUPT;
@@ -140,6 +144,9 @@ PgClusterReadStateFile(PgClusterDurableState *state, char *errbuf, size_t errlen
 	state->cluster_system_identifier = contents.cluster_system_identifier;
 	state->pause_version = contents.pause_version;
 	state->paused = contents.paused != 0;
+	state->sync_version = contents.sync_version;
+	state->sync_restricted = contents.sync_restricted != 0;
+	strlcpy(state->sync_eligible, contents.sync_eligible, PGC_NAME_LIST_LEN);
 	return PGC_STATE_FILE_OK;
 }
 
@@ -164,6 +171,9 @@ PgClusterWriteStateFile(const PgClusterDurableState *state)
 	contents.cluster_system_identifier = state->cluster_system_identifier;
 	contents.pause_version = state->pause_version;
 	contents.paused = state->paused ? 1 : 0;
+	contents.sync_version = state->sync_version;
+	contents.sync_restricted = state->sync_restricted ? 1 : 0;
+	strlcpy(contents.sync_eligible, state->sync_eligible, PGC_NAME_LIST_LEN);
 	contents.crc = StateFileCrc(&contents);
 
 	fd = OpenTransientFile(STATE_FILE_TEMP_NAME,

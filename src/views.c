@@ -23,6 +23,7 @@
 #include "commands/dbcommands.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "replication/syncrep.h"
 #include "utils/builtins.h"
 #include "utils/pg_lsn.h"
 #include "utils/timestamp.h"
@@ -34,8 +35,8 @@ PG_FUNCTION_INFO_V1(pg_cluster_status_info);
 PG_FUNCTION_INFO_V1(pg_cluster_event_log);
 PG_FUNCTION_INFO_V1(pg_cluster_connection_uri);
 
-#define NODE_INFO_COLUMNS	23
-#define STATUS_INFO_COLUMNS	21
+#define NODE_INFO_COLUMNS	26
+#define STATUS_INFO_COLUMNS	26
 #define EVENT_LOG_COLUMNS	6
 
 /* A consistent copy of the shared state, taken under the lock. */
@@ -46,6 +47,11 @@ typedef struct SharedSnapshot
 	char		voted_for[PGC_NAME_LEN];
 	char		leader[PGC_NAME_LEN];
 	bool		paused;
+	PgClusterDurableState durable;
+	char		sync_standby_names[PGC_NAME_LIST_LEN + 32];
+	char		sync_status[PGC_ERROR_LEN];
+	uint64		commits_not_replicated;
+	bool		is_leader;
 	TimestampTz last_leader_contact;
 	pid_t		worker_pid;
 	TimestampTz worker_started_at;
@@ -60,10 +66,16 @@ TakeSnapshot(SharedSnapshot *snap)
 	snap->term = PgClusterShmem->durable.term;
 	strlcpy(snap->voted_for, PgClusterShmem->durable.voted_for, PGC_NAME_LEN);
 	snap->paused = PgClusterShmem->durable.paused;
+	snap->durable = PgClusterShmem->durable;
 	LWLockRelease(PgClusterShmem->durable_lock);
 
 	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
 	snap->state = PgClusterShmem->state;
+	strlcpy(snap->sync_standby_names, PgClusterShmem->sync_standby_names,
+			sizeof(snap->sync_standby_names));
+	strlcpy(snap->sync_status, PgClusterShmem->sync_status, sizeof(snap->sync_status));
+	snap->commits_not_replicated = PgClusterShmem->commits_not_replicated;
+	snap->is_leader = PgClusterShmem->is_leader;
 	snap->last_leader_contact = PgClusterShmem->last_leader_contact;
 	strlcpy(snap->leader, PgClusterShmem->leader, PGC_NAME_LEN);
 	snap->worker_pid = PgClusterShmem->worker_pid;
@@ -95,6 +107,37 @@ static bool
 NodeIsLeader(const SharedSnapshot *snap, const PgClusterNodeEntry *node)
 {
 	return snap->leader[0] != '\0' && strcmp(snap->leader, node->name) == 0;
+}
+
+/*
+ * NodeWhyNotEligible: NULL if the node could be promoted by an election
+ * now, as far as this node knows, or why not.
+ */
+static const char *
+NodeWhyNotEligible(const SharedSnapshot *snap, const PgClusterNodeEntry *node,
+				   XLogRecPtr leader_lsn, TimeLineID leader_tli)
+{
+	const char *why;
+
+	if (!node->view_valid || node->view.role == PGC_ROLE_UNKNOWN)
+		return "unknown: no heartbeat from it yet";
+	if (node->view.role == PGC_ROLE_WITNESS)
+		return "a witness is never promoted";
+	if (NodeIsLeader(snap, node))
+		return "it is the leader";
+	if (!node->is_self && !node->reachable)
+		return "unreachable";
+	if (node->view.priority <= 0 && (node->is_self || node->last_reply_at != 0))
+		return "pg_cluster.priority is 0";
+	why = PgClusterWhyNotEligible(node->name, &snap->durable);
+	if (why != NULL)
+		return why;
+	if (leader_lsn != InvalidXLogRecPtr &&
+		(node->view.timeline < leader_tli ||
+		 (node->view.timeline == leader_tli &&
+		  node->view.lsn + (XLogRecPtr) PgClusterMaxLagOnFailover < leader_lsn)))
+		return "lagging more than pg_cluster.max_lag_on_failover";
+	return NULL;
 }
 
 /*
@@ -145,6 +188,9 @@ pg_cluster_node_info(PG_FUNCTION_ARGS)
 		char		sysid[32];
 		TimestampTz last_seen = Max(node->last_reply_at, node->last_heard_at);
 		int			c = 0;
+		char		quoted[PGC_NAME_LEN + 2];
+
+		snprintf(quoted, sizeof(quoted), "\"%s\"", node->name);
 
 		memset(nulls, 0, sizeof(nulls));
 		values[c++] = CStringGetTextDatum(node->name);
@@ -190,6 +236,17 @@ pg_cluster_node_info(PG_FUNCTION_ARGS)
 		values[c++] = CStringGetTextDatum(PgClusterStateName(node->view.state));
 		nulls[c] = !node->is_self && node->last_reply_at == 0;
 		values[c++] = Int32GetDatum(node->view.priority);
+		/* synchronous: known on the leader, which manages the names */
+		nulls[c] = !snap->is_leader || !has_wal;
+		values[c++] = BoolGetDatum(PgClusterSynchronousMode != PGC_SYNC_OFF &&
+								   strstr(snap->sync_standby_names, quoted) != NULL);
+		{
+			const char *why = NodeWhyNotEligible(snap, node, leader_lsn, leader_tli);
+
+			values[c++] = BoolGetDatum(why == NULL);
+			values[c] = TextOrNull(why, &nulls[c]);
+			c++;
+		}
 		Assert(c == NODE_INFO_COLUMNS);
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
@@ -265,6 +322,24 @@ pg_cluster_status_info(PG_FUNCTION_ARGS)
 	}
 	values[c] = TimestampOrNull(snap->last_leader_contact, &nulls[c]);
 	c++;
+	values[c++] = CStringGetTextDatum(PgClusterSyncModeName(PgClusterSynchronousMode));
+	/* on the leader what it set; elsewhere the local setting */
+	values[c] = TextOrNull(snap->is_leader ? snap->sync_standby_names :
+						   (SyncRepStandbyNames ? SyncRepStandbyNames : ""), &nulls[c]);
+	c++;
+	nulls[c] = !snap->is_leader || PgClusterSynchronousMode == PGC_SYNC_OFF;
+	values[c++] = CStringGetTextDatum(snap->sync_status);
+	{
+		char		record[PGC_NAME_LIST_LEN + 64];
+
+		snprintf(record, sizeof(record), "version " UINT64_FORMAT ": %s",
+				 snap->durable.sync_version,
+				 snap->durable.sync_restricted ?
+				 (snap->durable.sync_eligible[0] ? snap->durable.sync_eligible : "no node") :
+				 "every data node");
+		values[c++] = CStringGetTextDatum(record);
+	}
+	values[c++] = Int64GetDatum((int64) snap->commits_not_replicated);
 	Assert(c == STATUS_INFO_COLUMNS);
 
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);

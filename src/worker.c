@@ -511,7 +511,8 @@ WorkerRequestImmediateTick(void)
 static bool
 NeedsFastPoll(void)
 {
-	return (RecoveryInProgress() && IsLeader()) || SwitchoverNeedsFastPoll();
+	return (RecoveryInProgress() && IsLeader()) || SwitchoverNeedsFastPoll() ||
+		(IsLeader() && !PgClusterSyncReady());
 }
 
 /*
@@ -620,6 +621,7 @@ PgClusterWorkerMain(Datum main_arg)
 			ElectionTick(now);
 			HandoverTick(now);
 			LeaseUpdate(now);
+			SyncRepTick(now);
 			SwitchoverTick(now);
 			FollowLeader();
 			needs_rewind = StandbyNeedsRewind();

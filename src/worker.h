@@ -77,6 +77,10 @@ extern void RejoinWorkerStart(void);
 /* follow.c */
 extern void FollowLeader(void);
 extern void SetPrimaryConninfo(const char *conninfo);
+extern void AlterSystemSet(const char *name, const char *value);
+
+/* syncrep.c, the leader's management of synchronous replication */
+extern void SyncRepTick(TimestampTz now);
 extern bool StandbyNeedsRewind(void);
 extern void RoleChangeHookStart(const char *role, uint64 term);
 extern void RoleChangeHookPoll(TimestampTz now);
