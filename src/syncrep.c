@@ -261,7 +261,9 @@ ComputeTarget(const SenderInfo *senders, int nsenders, SyncTarget *t,
 		const PgClusterNodeEntry *e = &PgClusterShmem->nodes[i];
 		const SenderInfo *s;
 
-		if (e->is_self || (e->view_valid && e->view.role == PGC_ROLE_WITNESS))
+		/* only nodes known to be data nodes (a witness has no WAL sender) */
+		if (e->is_self || !e->view_valid || e->view.role == PGC_ROLE_WITNESS ||
+			e->view.role == PGC_ROLE_UNKNOWN)
 			continue;
 		AppendName(all, PGC_NAME_LIST_LEN, e->name);
 		s = FindSender(senders, nsenders, e->name);
