@@ -88,6 +88,15 @@ WhyNotTarget(const PgClusterNodeEntry *e, XLogRecPtr leader_lsn, char *buf, size
 	}
 	if (e->view.priority <= 0)
 		return "its pg_cluster.priority is 0: it is never promoted";
+	{
+		PgClusterDurableState durable;
+		const char *why;
+
+		PgClusterDurableSnapshot(&durable);
+		why = PgClusterWhyNotEligible(e->name, &durable);
+		if (why != NULL)
+			return why;
+	}
 	if (leader_lsn > e->view.lsn &&
 		leader_lsn - e->view.lsn > (XLogRecPtr) PgClusterMaxLagOnFailover)
 	{
