@@ -51,6 +51,9 @@ cluster_failover_timeout=1s
 cluster_connect_timeout=500ms
 # more postgresql.conf lines for every node
 cluster_extra_conf=""
+# shared_preload_libraries: '' builds a plain streaming cluster without
+# pg_cluster (a benchmark's baseline)
+cluster_preload=pg_cluster
 # seconds to wait for a condition before giving up
 cluster_wait_timeout=${PGC_DEMO_TIMEOUT:-60}
 # 1: every server runs under pg_cluster_ctl, which restarts a demoted node
@@ -411,7 +414,7 @@ port = $(node_port "$1")
 unix_socket_directories = '$cluster_dir'
 cluster_name = '$1'
 max_connections = 40
-shared_preload_libraries = 'pg_cluster'
+shared_preload_libraries = '$cluster_preload'
 wal_log_hints = on
 wal_keep_size = '256MB'
 log_line_prefix = '%m [%p] %q%a '
@@ -461,7 +464,7 @@ cluster_create() {
 	cluster_node_conf "$primary" | append_to_file "$(node_data "$primary")/postgresql.conf"
 	note "start $primary (port $(node_port "$primary"))"
 	node_start "$primary"
-	node_psql "$primary" -c "CREATE EXTENSION pg_cluster"
+	[ -z "$cluster_preload" ] || node_psql "$primary" -c "CREATE EXTENSION pg_cluster"
 
 	for node in "${cluster_nodes[@]:1}"; do
 		note "pg_basebackup -R $node from $primary"

@@ -132,9 +132,12 @@ PgClusterSyncReady(void)
 
 	if (PgClusterSynchronousMode == PGC_SYNC_OFF)
 		return true;
-	LWLockAcquire(PgClusterShmem->durable_lock, LW_SHARED);
-	term = PgClusterShmem->durable.term;
-	LWLockRelease(PgClusterShmem->durable_lock);
+
+	/*
+	 * Read without durable_lock: this runs at every commit.  A term that
+	 * changes meanwhile also withdraws the lease, which the caller checks.
+	 */
+	term = *((volatile uint64 *) &PgClusterShmem->durable.term);
 	return term == 0 || pg_atomic_read_u64(&PgClusterShmem->sync_ready_term) == term;
 }
 

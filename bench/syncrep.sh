@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# What pg_cluster costs a write workload, measured with pgbench.
+#
+# Usage: bash bench/syncrep.sh
+#
+# Four 3-node clusters on loopback (a primary and two streaming standbys),
+# all up at once, benchmarked in turns so that they share the same machine
+# state:
+#
+#   quorum    pg_cluster loaded, synchronous_mode = quorum (the extension
+#             sets synchronous_standby_names = 'ANY 1 ("n2", "n3")')
+#   by hand   no pg_cluster; synchronous_standby_names = 'ANY 1 (n2, n3)'
+#             set by hand: the same replication without the extension
+#   off       pg_cluster loaded, synchronous_mode = off (asynchronous)
+#   none      no pg_cluster at all (asynchronous)
+#
+# For every client count, ROUNDS rounds; each round runs pgbench
+# simple-update (-N) for SECONDS seconds on each cluster, the four in a
+# rotating order.  Reported: median TPS per cluster and client count, and
+# the ratios quorum / by hand and off / none.  Written to
+# bench/results/syncrep.md.
+#
+# Environment: CLIENTS (default "1 4 8"), ROUNDS (default 5), RUN_SECONDS
+# (default 10), SCALE (pgbench scale, default 10), PGC_BENCH_PORT (first
+# port, default 54361; the clusters use 12 ports from there).
+#
+# Run as root (servers run as postgres) or as a normal user; pg_cluster must
+# be installed (scripts/demo.sh or scripts/test.sh).
+
+set -euo pipefail
+bench_here=$(cd "$(dirname "$0")/.." && pwd)
+. "$bench_here/scripts/demo.sh"
+set -euo pipefail
+
+CLIENTS=${CLIENTS:-"1 4 8"}
+ROUNDS=${ROUNDS:-5}
+SECONDS_PER_RUN=${RUN_SECONDS:-10}
+SCALE=${SCALE:-10}
+port_base=${PGC_BENCH_PORT:-54361}
+base_dir=/tmp/pg_cluster-bench-syncrep
+results_file=$bench_here/bench/results/syncrep.md
+work=$(mktemp -d /tmp/pgc-bench-syncrep.XXXXXX)
+setups=(quorum byhand off none)
+cluster_what="pg_cluster benchmark cluster"
+cluster_marker_name=PG_CLUSTER_BENCH
+cluster_supervised=0
+
+# use_setup NAME: points the cluster helpers at that setup's cluster.
+use_setup() {
+	local i
+	for i in "${!setups[@]}"; do
+		[ "${setups[$i]}" = "$1" ] && break
+	done
+	cluster_dir=$base_dir/$1
+	cluster_port_base=$((port_base + 3 * i))
+	case $1 in
+	quorum)
+		cluster_preload=pg_cluster
+		cluster_extra_conf="pg_cluster.synchronous_mode = quorum" ;;
+	byhand)
+		cluster_preload=""
+		cluster_extra_conf="synchronous_standby_names = 'ANY 1 (n2, n3)'" ;;
+	off)
+		cluster_preload=pg_cluster
+		cluster_extra_conf="pg_cluster.synchronous_mode = off" ;;
+	none)
+		cluster_preload=""
+		cluster_extra_conf="" ;;
+	esac
+}
+
+cleanup() {
+	local status=$? s
+	trap - EXIT INT TERM
+	set +e
+	for s in "${setups[@]}"; do
+		use_setup "$s"
+		cluster_exists && cluster_remove
+	done
+	rm -rf "$work" "$base_dir"
+	exit $status
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# streaming NODE COUNT: the primary NODE has COUNT streaming standbys.
+streaming() {
+	[ "$(node_value "$1" "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")" = "$2" ]
+}
+
+# sync_in_force: the extension's configuration is in force on n1.
+sync_in_force() {
+	[ "$(node_value n1 "SELECT sync_state LIKE 'commits wait%' FROM pg_cluster.status")" = t ]
+}
+
+section "pgbench simple-update, scale $SCALE, clients: $CLIENTS; $ROUNDS rounds of $SECONDS_PER_RUN s per cluster"
+mkdir -p "$base_dir"
+[ "$(id -u)" != 0 ] || chown "$(pgc_runner)" "$base_dir"
+for s in "${setups[@]}"; do
+	use_setup "$s"
+	note "creating cluster \"$s\" in $cluster_dir"
+	cluster_create >/dev/null
+	wait_until "$s: two streaming standbys" streaming n1 2
+	if [ -n "$cluster_preload" ]; then
+		cluster_wait_leader >/dev/null
+	fi
+	[ "$s" != quorum ] || wait_until "the synchronous configuration" sync_in_force
+	run_as_runner "$PG_BINDIR/pgbench" -q -i -s "$SCALE" -h "$cluster_dir" -p "$(node_port n1)" \
+		-U postgres postgres >/dev/null 2>&1 || die "pgbench -i failed on $s"
+done
+use_setup quorum
+note "n1 of \"quorum\": synchronous_standby_names = $(node_value n1 "SHOW synchronous_standby_names")"
+
+: >"$work/samples"
+for clients in $CLIENTS; do
+	for ((round = 1; round <= ROUNDS; round++)); do
+		# rotate the order, so no setup always runs first or last
+		order=("${setups[@]:$((round % 4))}" "${setups[@]:0:$((round % 4))}")
+		for s in "${order[@]}"; do
+			use_setup "$s"
+			tps=$(run_as_runner "$PG_BINDIR/pgbench" -n -N -c "$clients" -j "$clients" \
+				-T "$SECONDS_PER_RUN" -h "$cluster_dir" -p "$(node_port n1)" -U postgres postgres 2>&1 |
+				awk '/^tps = / { printf "%.1f", $3 }')
+			[ -n "$tps" ] || die "pgbench failed on $s"
+			echo "$clients $s $round $tps" >>"$work/samples"
+			note "clients $clients, round $round, $s: $tps tps"
+		done
+	done
+done
+
+# median CLIENTS SETUP
+median() {
+	awk -v c="$1" -v s="$2" '$1 == c && $2 == s { print $4 }' "$work/samples" | sort -g | awk '
+		{ v[NR] = $1 }
+		END { printf "%.1f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+{
+	cat <<EOF
+# Synchronous mode and overhead benchmark
+
+\`bash bench/syncrep.sh\` on $(date -u +%Y-%m-%d), $(nproc) cores, PostgreSQL $("$PG_CONFIG" --version | awk '{ print $2 }').
+Four 3-node clusters on loopback, up at once, benchmarked in turns (rotating
+order): pgbench simple-update (\`-N\`), scale $SCALE, $SECONDS_PER_RUN s per run,
+$ROUNDS rounds per client count; medians of TPS.
+
+- **quorum**: pg_cluster, \`synchronous_mode = quorum\` (it manages
+  \`synchronous_standby_names = 'ANY 1 ("n2", "n3")'\`)
+- **by hand**: no pg_cluster, \`synchronous_standby_names = 'ANY 1 (n2, n3)'\`
+- **off**: pg_cluster loaded, \`synchronous_mode = off\` (asynchronous)
+- **none**: no pg_cluster (asynchronous)
+
+| clients | quorum | by hand | quorum / by hand | off | none | off / none |
+|---:|---:|---:|---:|---:|---:|---:|
+EOF
+	for clients in $CLIENTS; do
+		q=$(median "$clients" quorum)
+		h=$(median "$clients" byhand)
+		o=$(median "$clients" off)
+		n=$(median "$clients" none)
+		printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$clients" "$q" "$h" \
+			"$(awk -v a="$q" -v b="$h" 'BEGIN { printf "%.3f", a / b }')" "$o" "$n" \
+			"$(awk -v a="$o" -v b="$n" 'BEGIN { printf "%.3f", a / b }')"
+	done
+	cat <<EOF
+
+Bars: quorum / by hand ≥ 0.97; off / none ≥ 0.99.
+
+All runs (clients, cluster, round, TPS):
+
+\`\`\`
+$(cat "$work/samples")
+\`\`\`
+EOF
+} >"$results_file"
+section "Results (also in $results_file)"
+sed -n '/^| clients/,/^$/p' "$results_file"
