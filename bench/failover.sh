@@ -42,6 +42,8 @@
 #   KILL_AFTER        seconds from the client's start to the kill (default 3)
 #   AFTER_KILL        seconds the client goes on after the kill (default 5)
 #   INTERVAL_MS       the client's period (default 20)
+#   SYNC_MODE         pg_cluster.synchronous_mode (default off); other than
+#                     off, the results go to bench/results/failover-MODE.md
 #   PGC_BENCH_DIR     default /tmp/pg_cluster-bench-failover
 #   PGC_BENCH_PORT    port of n1, default 54341 (n2, n3: the next two)
 #   PGC_BENCH_ANOMALIES  where the logs and events of a cluster are kept in
@@ -81,7 +83,13 @@ cluster_what="pg_cluster benchmark cluster"
 cluster_connect_timeout=500ms
 
 results_dir=$bench_here/bench/results
-results_file=$results_dir/failover.md
+SYNC_MODE=${SYNC_MODE:-off}
+cluster_extra_conf="pg_cluster.synchronous_mode = $SYNC_MODE"
+if [ "$SYNC_MODE" = off ]; then
+	results_file=$results_dir/failover.md
+else
+	results_file=$results_dir/failover-$SYNC_MODE.md
+fi
 
 work=$(mktemp -d /tmp/pgc-bench-failover.XXXXXX)
 # logs of clusters that misbehaved while being built are kept here
@@ -317,7 +325,7 @@ report() {
 # pg_cluster failover: kill -9 of the primary under a writing client
 
 3-node cluster on loopback (n1 primary, n2 and n3 streaming standbys,
-asynchronous replication), fresh for every run.  A client (bench/writer.c,
+pg_cluster.synchronous_mode = $SYNC_MODE), fresh for every run.  A client (bench/writer.c,
 libpq) inserts a row every $INTERVAL_MS ms through the read-write multi-host URI of
 pg_cluster.connection_uri() (target_session_attrs=read-write,
 connect_timeout=2), reconnecting after every error.  $KILL_AFTER s after it started,
