@@ -15,10 +15,12 @@
 #   none      no pg_cluster at all (asynchronous)
 #
 # For every client count, ROUNDS rounds; each round runs pgbench
-# simple-update (-N) for SECONDS seconds on each cluster, the four in a
-# rotating order.  Reported: median TPS per cluster and client count, and
-# the ratios quorum / by hand and off / none.  Written to
-# bench/results/syncrep.md.
+# simple-update (-N) for RUN_SECONDS seconds on each cluster, the two of a
+# comparison back to back (quorum with by hand, off with none), which one
+# first alternating from round to round.  The ratio of a round is that of
+# the two back-to-back runs, so a machine that drifts (disk, other load)
+# affects both sides alike; reported are the median TPS per cluster and the
+# median of the per-round ratios.  Written to bench/results/syncrep.md.
 #
 # Environment: CLIENTS (default "1 4 8"), ROUNDS (default 5), RUN_SECONDS
 # (default 10), SCALE (pgbench scale, default 10), PGC_BENCH_PORT (first
@@ -114,8 +116,12 @@ note "n1 of \"quorum\": synchronous_standby_names = $(node_value n1 "SHOW synchr
 : >"$work/samples"
 for clients in $CLIENTS; do
 	for ((round = 1; round <= ROUNDS; round++)); do
-		# rotate the order, so no setup always runs first or last
-		order=("${setups[@]:$((round % 4))}" "${setups[@]:0:$((round % 4))}")
+		# the two sides of a comparison back to back, alternating which first
+		if ((round % 2)); then
+			order=(quorum byhand off none)
+		else
+			order=(byhand quorum none off)
+		fi
 		for s in "${order[@]}"; do
 			use_setup "$s"
 			tps=$(run_as_runner "$PG_BINDIR/pgbench" -n -N -c "$clients" -j "$clients" \
@@ -127,6 +133,14 @@ for clients in $CLIENTS; do
 		done
 	done
 done
+
+# ratio_median CLIENTS A B: median over rounds of TPS(A) / TPS(B).
+ratio_median() {
+	awk -v c="$1" -v a="$2" -v b="$3" '$1 == c && $2 == a { x[$3] = $4 } $1 == c && $2 == b { y[$3] = $4 }
+		END { for (r in x) if (r in y && y[r] > 0) print x[r] / y[r] }' "$work/samples" | sort -g | awk '
+		{ v[NR] = $1 }
+		END { printf "%.3f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 
 # median CLIENTS SETUP
 median() {
@@ -140,9 +154,11 @@ median() {
 # Synchronous mode and overhead benchmark
 
 \`bash bench/syncrep.sh\` on $(date -u +%Y-%m-%d), $(nproc) cores, PostgreSQL $("$PG_CONFIG" --version | awk '{ print $2 }').
-Four 3-node clusters on loopback, up at once, benchmarked in turns (rotating
-order): pgbench simple-update (\`-N\`), scale $SCALE, $SECONDS_PER_RUN s per run,
-$ROUNDS rounds per client count; medians of TPS.
+Four 3-node clusters on loopback, up at once, benchmarked in turns:
+pgbench simple-update (\`-N\`), scale $SCALE, $SECONDS_PER_RUN s per run, $ROUNDS
+rounds per client count; the two sides of a comparison run back to back
+(alternating which first); TPS columns are medians, ratio columns the
+median of the per-round ratios.
 
 - **quorum**: pg_cluster, \`synchronous_mode = quorum\` (it manages
   \`synchronous_standby_names = 'ANY 1 ("n2", "n3")'\`)
@@ -159,8 +175,8 @@ EOF
 		o=$(median "$clients" off)
 		n=$(median "$clients" none)
 		printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$clients" "$q" "$h" \
-			"$(awk -v a="$q" -v b="$h" 'BEGIN { printf "%.3f", a / b }')" "$o" "$n" \
-			"$(awk -v a="$o" -v b="$n" 'BEGIN { printf "%.3f", a / b }')"
+			"$(ratio_median "$clients" quorum byhand)" "$o" "$n" \
+			"$(ratio_median "$clients" off none)"
 	done
 	cat <<EOF
 
