@@ -87,7 +87,7 @@ WriteFileDurably(const char *name, const char *contents)
  * and leaves the marker for pg_cluster_ctl.
  */
 void
-RejoinPrepare(const char *leader, bool rewind, const char *reason)
+RejoinPrepare(const char *leader, bool rewind, bool shutting_down, const char *reason)
 {
 	char		host[PGC_HOST_LEN];
 	int			port;
@@ -98,9 +98,12 @@ RejoinPrepare(const char *leader, bool rewind, const char *reason)
 	if (!PgClusterNodeAddress(leader, host, &port))
 		return;
 
-	LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
-	PgClusterShmem->rejoin_requested = true;
-	LWLockRelease(PgClusterShmem->lock);
+	if (shutting_down)
+	{
+		LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
+		PgClusterShmem->rejoin_requested = true;
+		LWLockRelease(PgClusterShmem->lock);
+	}
 
 	conninfo = PgClusterReplicationConninfoFor(host, port);
 	SetPrimaryConninfo(conninfo);
@@ -120,9 +123,14 @@ RejoinPrepare(const char *leader, bool rewind, const char *reason)
 	WriteFileDurably(REJOIN_MARKER, marker.data);
 	pfree(marker.data);
 
-	PgClusterRecordEvent("demoting", leader,
-						 "%s: restarting as a standby of \"%s\"%s",
-						 reason, leader, rewind ? " after pg_rewind" : ", no pg_rewind needed");
+	if (shutting_down)
+		PgClusterRecordEvent("demoting", leader,
+							 "%s: restarting as a standby of \"%s\"%s",
+							 reason, leader, rewind ? " after pg_rewind" : ", no pg_rewind needed");
+	else
+		PgClusterRecordEvent("rejoin_prepared", leader,
+							 "%s: pg_cluster_ctl will rewind this node from \"%s\" at its next start",
+							 reason, leader);
 }
 
 /* RejoinShutdown asks the postmaster for a fast (clean) shutdown. */
@@ -155,9 +163,12 @@ RejoinRequested(void)
 }
 
 /*
- * RejoinTick, under pg_cluster_ctl only: an old primary that learned of a
+ * RejoinTick: under pg_cluster_ctl, an old primary that learned of a
  * leader on a newer timeline, or a standby that went past the new
  * timeline's fork, shuts down to be rewound and restarted as a standby.
+ * Without pg_cluster_ctl such a standby only leaves the marker: it may not
+ * even start again (its minimum recovery point is not on the new
+ * timeline), and a later start under pg_cluster_ctl rewinds it first.
  */
 void
 RejoinTick(bool standby_needs_rewind)
@@ -169,8 +180,11 @@ RejoinTick(bool standby_needs_rewind)
 	TimeLineID	own_tli;
 	char		reason[128];
 
-	if (getenv("PG_CLUSTER_SUPERVISOR") == NULL || shutdown_requested ||
-		PgClusterNodeKindSetting != PGC_NODE_DATA || SwitchoverInProgress())
+	static char prepared_for[PGC_NAME_LEN] = "";
+	bool		supervised = getenv("PG_CLUSTER_SUPERVISOR") != NULL;
+
+	if (shutdown_requested || PgClusterNodeKindSetting != PGC_NODE_DATA ||
+		SwitchoverInProgress() || (!supervised && !standby_needs_rewind))
 		return;
 
 	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
@@ -204,7 +218,16 @@ RejoinTick(bool standby_needs_rewind)
 				 "old primary of timeline %u; the leader is on timeline %u",
 				 own_tli, leader_tli);
 	}
-	RejoinPrepare(leader, true, reason);
+	if (!supervised)
+	{
+		if (strcmp(prepared_for, leader) != 0)
+		{
+			RejoinPrepare(leader, true, false, reason);
+			strlcpy(prepared_for, leader, PGC_NAME_LEN);
+		}
+		return;
+	}
+	RejoinPrepare(leader, true, true, reason);
 	RejoinShutdown("rejoin");
 }
 

@@ -859,7 +859,7 @@ SwitchoverTick(TimestampTz now)
 		if (demoting_since == 0)
 			demoting_since = now;
 		snprintf(reason, sizeof(reason), "switchover to %s", sw.target);
-		RejoinPrepare(sw.target, false, reason);
+		RejoinPrepare(sw.target, false, true, reason);
 	}
 	if (shutdown_sent_id == sw.id)
 		return;

@@ -68,7 +68,8 @@ extern void SwitchoverWorkerStart(void);
 extern bool SwitchoverInProgress(void);
 
 /* rejoin.c */
-extern void RejoinPrepare(const char *leader, bool rewind, const char *reason);
+extern void RejoinPrepare(const char *leader, bool rewind, bool shutting_down,
+						  const char *reason);
 extern void RejoinShutdown(const char *why);
 extern bool RejoinRequested(void);
 extern void RejoinTick(bool standby_needs_rewind);

@@ -41,4 +41,17 @@ is(sql($n1, "SELECT leader FROM pg_cluster.status"), $winner->name, 'it knows th
 ok(sql($n1, "SELECT pg_last_wal_receive_lsn() IS NULL OR pg_last_wal_replay_lsn() >= '$n1_lsn'") eq 't',
 	'it keeps its own WAL (nothing is thrown away without pg_rewind)');
 
+# it left a rejoin marker: stopped, it could not even start again (its
+# minimum recovery point is not on the new timeline), but pg_cluster_ctl
+# rewinds it first and starts it as a standby of the leader
+wait_for($n1, "SELECT count(*) > 0 FROM pg_cluster.events WHERE kind = 'rejoin_prepared'");
+$n1->stop('fast');
+start_supervised($n1);
+wait_for($n1, "SELECT state = 'streaming' AND leader = '" . $winner->name . "' FROM pg_cluster.status");
+pass('under pg_cluster_ctl the standby is rewound and streams');
+like(sql($n1, "SELECT detail FROM pg_cluster.events WHERE kind = 'rejoined'"), qr/rewind=yes/,
+	'after pg_rewind');
+like(slurp_file($n1->logfile), qr/rejoin_prepared: this standby's WAL goes past the fork/,
+	'it logged why');
+
 done_testing();
