@@ -161,7 +161,7 @@ sub wait_for
 		return $out if $ret == 0;
 		die "wait_for on " . $node->name . " failed: $err"
 		  if time > $deadline
-		  || $err !~ /could not connect|No such file|Connection refused|shutting down|starting up|terminating connection|server closed the connection|not yet accepting|Broken pipe/;
+		  || $err !~ /connection to server|could not connect|No such file|Connection refused|reset by peer|shutting down|starting up|terminating connection|server closed the connection|not yet accepting|Broken pipe/;
 		select(undef, undef, undef, 0.05);
 	}
 }
