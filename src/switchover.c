@@ -390,13 +390,14 @@ LeaderSwitchover(const char *requested, int timeout_ms, char *target, uint64 *te
 		 */
 		handover_lsn = GetXLogInsertRecPtr();
 		XLogFlush(handover_lsn);
+		/* recorded first: the worker's events about the answer follow it */
+		PgClusterRecordEvent("switchover_handover", target,
+							 "commits held; every acknowledged commit is below %X/%X; asking \"%s\" to take over",
+							 LSN_FORMAT_ARGS(handover_lsn), target);
 		SetPhase(id, PGC_SWITCHOVER_HANDING_OVER, handover_lsn);
 	}
 	PG_END_ENSURE_ERROR_CLEANUP(SwitchoverBackendCleanup, UInt64GetDatum(id));
 
-	PgClusterRecordEvent("switchover_handover", target,
-						 "commits held; every acknowledged commit is below %X/%X; asking \"%s\" to take over",
-						 LSN_FORMAT_ARGS(handover_lsn), target);
 	WaitForHandover(id, deadline);
 }
 
