@@ -1,6 +1,6 @@
 /*
  * election.pml -- Promela model of pg_cluster's election, lease and fencing
- * (docs/protocol.md sections 2-6).  Checked by model/check.sh with spin;
+ * (docs/protocol.md sections 2-6) and of the planned switchover (section 8).  Checked by model/check.sh with spin;
  * model/README.md says what is modelled and what is abstracted away.
  *
  * Topology (3 voters, majority 2):
@@ -37,6 +37,18 @@
  *             max_lag_on_failover (0) of the last leader LSN it knew" (data
  *             nodes remember the leader LSN like the witness); without it
  *             standbys may stand regardless, an over-approximation
+ *   MAXSWITCH switchovers started over the whole run (default 1; 0 leaves
+ *             the switchover out, and with it the bookkeeping of which
+ *             leader each node knows, which V8 needs)
+ *   PRIMARY_STANDS  a primary that does not lead may stand, as
+ *             src/election.c allows (WhyNotStand checks only standbys'
+ *             priority and lag), e.g. a leader that stepped down after an
+ *             unclear handover; without it only standbys and the
+ *             bootstrap primary stand (docs/protocol.md §4)
+ *   HEARD_LAST  the LSN a node remembers of its leader (V5, the lag rule)
+ *             is the one in the latest acknowledged claim, as in the C code
+ *             (rpc.c, peer.c overwrite leader_lsn); without it, the highest
+ *             one heard since the node started
  *
  * Protocol variants (model/README.md):
  *   NO_SELFVOTE_RECHECK  the protocol before the fix this model found: the
@@ -48,6 +60,31 @@
  *                        witness keeps the highest leader LSN it heard in
  *                        its durable state, so V5 survives its restart.
  *                        Without it P3 is violated.
+ *   ERROR_ANSWER         the target may record a handover and still answer
+ *                        with an error, which the leader takes for a
+ *                        refusal: it releases the hold and carries on
+ *                        (src/peer.c PeerHandleHandoverReply).  Violates
+ *                        P4 (and P1, as T's promotion time is abstracted).
+ *   HANDOVER_DURABLE     proposed fix, not in docs/protocol.md yet: the
+ *                        leader records durably, before it sends the
+ *                        handover request, that it gives up its term
+ *                        (cleared only by a refusal), so that after a
+ *                        restart it does not resume its claim (§5) while
+ *                        the target may be standing with its blessing.
+ *                        Without it P1 is violated (open-handover-restart).
+ *
+ * Mutants (each must violate a property, to show the checks bite):
+ *   MUTANT_NO_HOLD            the leader keeps acknowledging commits while
+ *                             it hands over
+ *   MUTANT_RESUME_ON_LOSS     an unclear handover outcome releases the hold
+ *                             and the leader carries on with its lease,
+ *                             instead of stepping down
+ *   MUTANT_TRANSFER_ANY_TERM  V8 without its term and leader check: a
+ *                             transfer vote for any term >= the voter's
+ *   MUTANT_EARLY_PROMOTE      the target promotes as soon as it is
+ *                             elected, without the handover LSN
+ *   MUTANT_HANDOVER_ANY_TERM  the target accepts a handover from the leader
+ *                             it knows whatever term the request names
  *
  * Properties:
  *   P1  monitor(): at no instant two writers, a writer being the leader of
@@ -58,14 +95,24 @@
  *       once a newer leader had one; no bootstrap write after any lease),
  *       so commits, which need a lease, never interleave between leaders.
  *   P2  at most one leader per term (ghost leader_of[]); a node never
- *       receives a leadership claim for a term it leads itself.
+ *       receives a leadership claim for a term it won itself.
  *   P3  at every granted vote that can still count (the candidate is in
- *       that vote round): candidate LSN >= the data voter's LSN, and
- *       candidate LSN >= every LSN a leader ever reported to the witness
- *       (in any incarnation of the witness).
+ *       that vote round), except a transfer vote (V8, covered by P4):
+ *       candidate LSN >= the data voter's LSN, and candidate LSN >= every
+ *       LSN a leader ever reported to the witness (in any incarnation of
+ *       the witness).
+ *   P4  handover: when a target promotes after a transfer election, its
+ *       LSN is >= every LSN the leader that handed over acknowledged in the
+ *       term it handed over (ghost p4_ack: H, raised by every later commit
+ *       of that leader in that term).
+ *   A writer (P1) is a leader of its current term that is a primary, holds
+ *   a valid lease and does not hold commits for a switchover, or the
+ *   bootstrapping primary.
  *   REACH=1   assert(false) when some node wins an election (must "fail")
  *   REACH=2   assert(false) when node 1 commits, i.e. after a failover
  *             the standby leads and holds a valid lease (must "fail")
+ *   REACH=3   assert(false) when a target promotes after a transfer
+ *             election: a switchover completes (must "fail")
  */
 
 #define N     3
@@ -96,6 +143,9 @@
 #ifndef REACH
 #define REACH 0
 #endif
+#ifndef MAXSWITCH
+#define MAXSWITCH 1
+#endif
 
 #ifdef THREE_DATA
 #define DATA(i) (1)
@@ -121,13 +171,43 @@ byte lsn[N];             /* WAL position (data nodes) */
 byte phase[N];           /* 0 waiting, 1 pre-vote round, 2 vote round */
 byte contact[N] = FIRE;  /* now - last_leader_contact, saturated at FIRE */
 byte lease[N];           /* lease_until - now, 0 = none */
-byte heard[N];           /* highest LSN a leader reported (V5; witness, and data
-                          * nodes with STAND_LAG_RULE) */
+byte heard[N];           /* LSN a leader reported (V5; witness, and data
+                          * nodes with STAND_LAG_RULE); see HEARD_LAST */
 byte crashes;
+/* switchover (§8), all volatile */
+bit  dropped[N];         /* a leader of its term dropped its claim without a
+                          * new term (stepped down, gave up); a standby
+                          * never resumes a claim after a restart.  Only
+                          * set while lterm == term */
+byte knows[N] = NONE;    /* the leader this node acknowledged in its
+                          * current term (the C code's `leader`), NONE */
+byte swp[N];             /* on the leader: 0, or target + 1 while it holds
+                          * commits and hands over (HOLDING, HANDING_OVER) */
+byte hst[N];             /* on a target: 0; 1 accepted a handover, stands
+                          * at once; 2 in (or elected by) the transfer round,
+                          * not promoted yet */
+byte hof[N];             /* target: who handed over (while hst > 0) */
+byte hol[N];             /* target: the handover LSN H (while hst > 0) */
+byte switches;           /* switchovers started */
+short stale;             /* a handover request whose leader gave up on it,
+                          * still to be processed by the target's backend:
+                          * the K_HO message | l << 10 | t << 12, or 0 */
+#ifdef HANDOVER_DURABLE
+bit  gave[N];            /* durable: the leader handed its current term over
+                          * (a term that is over is forgotten) */
+#define GAVE_CLEAR(i) gave[i] = 0
+#else
+#define GAVE_CLEAR(i) skip
+#endif
 
-#define LEADER(i) (up[i] && term[i] > 0 && lterm[i] == term[i])
+#define LEADER(i) (up[i] && term[i] > 0 && lterm[i] == term[i] && !dropped[i])
 #define BOOTSTRAPPING(i) ((i) == 0 && up[0] && primary[0] && term[0] == 0)
-#define WRITABLE(i) ((LEADER(i) && lease[i] > 0) || BOOTSTRAPPING(i))
+#ifdef MUTANT_NO_HOLD
+#define HOLDS(i) (0)
+#else
+#define HOLDS(i) (swp[i] != 0)
+#endif
+#define WRITABLE(i) ((LEADER(i) && primary[i] && lease[i] > 0 && !HOLDS(i)) || BOOTSTRAPPING(i))
 
 /* ------------------------------------------------------------- messages */
 /*
@@ -149,7 +229,9 @@ byte nmsg;                                         /* messages in flight */
 #define K_HR  2   /* heartbeat reply: term, lrem, ack */
 #define K_VQ  3   /* request_vote: term, pre, lsn */
 #define K_VR  4   /* request_vote reply: rterm (asked), pre, vterm (voter's), grant */
-#define TERM(c)   ((cx[c] >> 3) & 3)   /* term of HB, HR, VQ; rterm of VR */
+#define K_HO  5   /* handover (§8): term handed over, handover LSN H */
+#define K_HOR 6   /* handover reply: accepted */
+#define TERM(c)   ((cx[c] >> 3) & 3)   /* term of HB, HR, VQ, HO; rterm of VR */
 #define LREM(c)   ((cx[c] >> 5) & 7)   /* HB, HR */
 #define HB_LSN(c) ((cx[c] >> 8) & 3)
 #define HR_ACK(c) ((cx[c] >> 8) & 1)
@@ -157,16 +239,32 @@ byte nmsg;                                         /* messages in flight */
 #define VQ_LSN(c) ((cx[c] >> 6) & 3)
 #define VTERM(c)  ((cx[c] >> 6) & 3)   /* VR */
 #define GRANT(c)  ((cx[c] >> 8) & 1)   /* VR */
+#define XFER(c)   ((cx[c] >> 8) & 3)   /* VQ: transfer_from + 1, 0 = none */
+#define HO_LSN(c) ((cx[c] >> 5) & 3)   /* HO */
+#define HO_ACC(c) ((cx[c] >> 8) & 1)   /* HOR */
 
 #define MK_HB(t, r, n)     (K_HB | ((t) << 3) | ((r) << 5) | ((n) << 8))
 #define MK_HR(t, r, a)     (K_HR | ((t) << 3) | ((r) << 5) | ((a) << 8))
 #define MK_VQ(t, p, n)     (K_VQ | ((t) << 3) | ((p) << 5) | ((n) << 6))
 #define MK_VR(t, p, v, g)  (K_VR | ((t) << 3) | ((p) << 5) | ((v) << 6) | ((g) << 8))
+#define MK_VQX(t, n, f)    (K_VQ | ((t) << 3) | ((n) << 6) | (((f) + 1) << 8))
+#define MK_HO(t, h)        (K_HO | ((t) << 3) | ((h) << 5))
+#define MK_HOR(a)          (K_HOR | ((a) << 8))
 
 #define IDLE(c)  (cx[c] == 0 && nmsg < MAXMSG)
 #define SEND(c, v)  nmsg++; cx[c] = (v)
 #define REPLY(c, v) cx[c] = (v)
 #define DONE(c)     nmsg--; cx[c] = 0
+
+/* V8 (§3.2): may voter d grant candidate s a transfer vote for term t on
+ * the handover of f?  The term right after the voter's, in which it knows
+ * f as the leader; f itself only while it hands over to s */
+#ifdef MUTANT_TRANSFER_ANY_TERM
+#define V8(s, d, f, t) (1)
+#else
+#define V8(s, d, f, t) ((t) == term[d] + 1 && \
+	((d) == (f) -> (LEADER(d) && swp[d] == (s) + 1) : knows[d] == (f)))
+#endif
 
 /* ---------------------------------------------------------------- ghosts */
 byte leader_of[MAXTERM+1] = NONE;   /* P2: who won each term */
@@ -181,26 +279,62 @@ byte lease_term;                    /* P1: term of the latest lease obtained */
 #else
 byte w_seen;                        /* P3: highest LSN ever reported to the witness */
 #endif
+#if MAXSWITCH > 0 && MAXLSN > 0
+byte p4_from = NONE;                /* P4: the leader of the latest switchover, */
+byte p4_term;                       /* the term it handed over, and the highest */
+byte p4_ack;                        /* LSN it acknowledged in that term */
+#endif
 
 byte k;                             /* scratch, always 0 between actions */
 byte g;                             /* scratch, always 0 between actions */
+bit  kg;                            /* scratch, always 0 between actions */
 
 /* ------------------------------------------------------------- helpers */
 
 /* replay output (spin -t): one line per action, then per node: up,
  * term, voted_for (3 = none), leader_term, primary, lsn, round (phase),
- * contact age, lease left, L = leader of its term, W = writer */
-#define NODE_SHOW(i) printf(" | n%d up%d t%d v%d lt%d pr%d lsn%d ph%d c%d ls%d L%d W%d", i, up[i], term[i], voted[i], lterm[i], primary[i], lsn[i], phase[i], contact[i], lease[i], LEADER(i), WRITABLE(i))
+ * contact age, lease left, L = leader of its term, W = writer, then for
+ * the switchover: so = handing over to (target + 1), ho = target state
+ * (hst) and H, dr = claim dropped, kn = leader known (3 = none) */
+#define NODE_SHOW(i) printf(" | n%d up%d t%d v%d lt%d pr%d lsn%d ph%d c%d ls%d L%d W%d so%d ho%d/%d dr%d kn%d", i, up[i], term[i], voted[i], lterm[i], primary[i], lsn[i], phase[i], contact[i], lease[i], LEADER(i), WRITABLE(i), swp[i], hst[i], hol[i], dropped[i], knows[i])
 inline SHOW() {
 	NODE_SHOW(0); NODE_SHOW(1); NODE_SHOW(2);
 	printf(" | heard%d msgs%d\n", heard[2], nmsg)
 }
 
-/* adopt a higher term durably: vote cleared, any round or leadership ends */
+/* adopt a higher term durably: vote cleared, any round or leadership ends,
+ * and so does a handover this node accepted (HandoverTick); a leader that
+ * hands over keeps holding commits until it has the target's answer */
 inline ADOPT(i, t) {
 	if
 	:: t > term[i] ->
-		term[i] = t; voted[i] = NONE; phase[i] = 0; lease[i] = 0
+		term[i] = t; voted[i] = NONE; phase[i] = 0; lease[i] = 0;
+		knows[i] = NONE; dropped[i] = 0; HO_CLEAR(i); GAVE_CLEAR(i)
+	:: else
+	fi
+}
+
+/* the target's handover state ends */
+inline HO_CLEAR(i) {
+	hst[i] = 0; hof[i] = 0; hol[i] = 0
+}
+
+/* the leader steps down without a new term (unclear handover outcome,
+ * src/switchover.c StepDown): the hold ends with the claim and the lease */
+inline STEP_DOWN(i) {
+	swp[i] = 0;
+#ifndef MUTANT_RESUME_ON_LOSS
+	if :: LEADER(i) -> dropped[i] = 1; lease[i] = 0 :: else fi
+#endif
+}
+
+/* the connection from a to i closes or loses its message: a handover
+ * request or reply on it has an unclear outcome for a (peer.c PeerFail) */
+inline HO_UNCLEAR(a, i) {
+	if
+	:: (KIND(LNK(a,i)) == K_HO || KIND(LNK(a,i)) == K_HOR) && swp[a] == i + 1 ->
+		STEP_DOWN(a);
+		printf("n%d: handover outcome unclear: steps down", a)
 	:: else
 	fi
 }
@@ -209,17 +343,21 @@ inline ADOPT(i, t) {
 inline CUT(i, a, b) {
 	if :: cx[LNK(i,a)] -> DONE(LNK(i,a)) :: else fi;
 	if :: cx[LNK(i,b)] -> DONE(LNK(i,b)) :: else fi;
-	if :: cx[LNK(a,i)] -> DONE(LNK(a,i)) :: else fi;
-	if :: cx[LNK(b,i)] -> DONE(LNK(b,i)) :: else fi
+	if :: cx[LNK(a,i)] -> HO_UNCLEAR(a, i); DONE(LNK(a,i)) :: else fi;
+	if :: cx[LNK(b,i)] -> HO_UNCLEAR(b, i); DONE(LNK(b,i)) :: else fi;
+	/* a stale request dies with the target's backend */
+	if :: stale != 0 && ((stale >> 12) & 3) == i -> stale = 0; nmsg-- :: else fi
 }
 
 /* A heartbeat (or its reply) of caller c/2 whose lrem can no longer raise
  * that node's lease is normalised to lrem 0, so that equivalent states are
  * equal: its term is no longer led by the caller (leader_term never
- * returns to an old term), or lrem <= the lease it has (both count down
- * together).  Run after every action. */
+ * returns to an old term; a dropped claim returns only after a restart,
+ * which closes the connections), or lrem <= the lease it has (both count
+ * down together).  Run after every action. */
 inline NORM() {
 	k = 0;
+	kg = (switches < MAXSWITCH || hst[0] || hst[1] || hst[2] || stale);
 	do
 	:: k < 6 ->
 		if
@@ -228,10 +366,16 @@ inline NORM() {
 			cx[k] = cx[k] & ~(7 << 5)
 		:: else
 		fi;
+		if :: KIND(k) == K_HO || (KIND(k) == K_VQ && XFER(k)) -> kg = 1 :: else fi;
 		k++
 	:: else -> break
 	od;
-	k = 0
+	k = 0;
+	/* which leader a node knows matters only to V8 and to a handover
+	 * request: once no switchover can start and none is under way, it is
+	 * forgotten, so that equivalent states are equal */
+	if :: !kg -> knows[0] = NONE; knows[1] = NONE; knows[2] = NONE :: else fi;
+	kg = 0
 }
 
 /* ------------------------------------------------------ node actions */
@@ -239,7 +383,14 @@ inline NORM() {
 /* §4: a data node stands, i.e. starts a pre-vote round for term + 1 --
  * also a candidate whose vote round timed out (phase 2).  (A pre-vote
  * round that gets no majority simply stays open: that state can do all
- * that "waiting" can, its late replies can always be lost instead.) */
+ * that "waiting" can, its late replies can always be lost instead.)  A
+ * handover it accepted is over then (its deadline passed, or its transfer
+ * round ended without a win: HandoverTick). */
+#ifdef PRIMARY_STANDS
+#define MAY_STAND_AS_PRIMARY(i) (1)
+#else
+#define MAY_STAND_AS_PRIMARY(i) ((i) == 0 && lterm[i] == 0)
+#endif
 inline STAND(i) {
 	d_step {
 		up[i] && DATA(i) && phase[i] != 1 && term[i] < MAXTERM && !LEADER(i) &&
@@ -248,9 +399,24 @@ inline STAND(i) {
 #ifdef STAND_LAG_RULE
 		     (primary[i] || lsn[i] >= heard[i]) &&
 #endif
-		     (!primary[i] || (i == 0 && lterm[i] == 0)))) ->
-		phase[i] = 1;
+		     (!primary[i] || MAY_STAND_AS_PRIMARY(i)))) ->
+		phase[i] = 1; HO_CLEAR(i);
+		NORM();
 		printf("n%d stands (pre-vote for term %d)", i, term[i] + 1); SHOW()
+	}
+}
+
+/* §8: a target that accepted a handover stands at once for term + 1 with
+ * transfer_from = the leader: no pre-vote, its own vote exempt from V3
+ * (StartVoteRound); it leaves any round it was in (which would end).
+ * hst == 1 implies that its term is still the one handed over: every
+ * change of its term ends the handover (HandoverPending) */
+inline TRANSFER_STAND(i) {
+	d_step {
+		up[i] && hst[i] == 1 && term[i] < MAXTERM ->
+		term[i]++; voted[i] = i; phase[i] = 2; lease[i] = 0; knows[i] = NONE;
+		dropped[i] = 0; GAVE_CLEAR(i); hst[i] = 2;
+		printf("n%d stands for term %d on the handover of n%d (H %d)", i, term[i], hof[i], hol[i]); SHOW()
 	}
 }
 
@@ -260,9 +426,10 @@ inline SEND_VQ(s, d) {
 		up[s] && phase[s] != 0 && IDLE(LNK(s,d)) ->
 		if
 		:: phase[s] == 1 -> SEND(LNK(s,d), MK_VQ(term[s] + 1, 1, lsn[s]))
+		:: phase[s] == 2 && hst[s] == 2 -> SEND(LNK(s,d), MK_VQX(term[s], lsn[s], hof[s]))
 		:: else ->          SEND(LNK(s,d), MK_VQ(term[s], 0, lsn[s]))
 		fi;
-		printf("n%d -> n%d request_vote pre %d term %d lsn %d", s, d, PRE(LNK(s,d)), TERM(LNK(s,d)), lsn[s]); SHOW()
+		printf("n%d -> n%d request_vote pre %d term %d lsn %d transfer_from %d", s, d, PRE(LNK(s,d)), TERM(LNK(s,d)), lsn[s], XFER(LNK(s,d)) - 1); SHOW()
 	}
 }
 
@@ -284,6 +451,9 @@ inline COMMIT(i) {
 		assert(!(REACH == 2 && i != 0));  /* probe: after a failover, node 1 commits */
 #endif
 		lsn[i]++;
+#if MAXSWITCH > 0 && MAXLSN > 0
+		if :: i == p4_from && term[i] == p4_term -> p4_ack = lsn[i] :: else fi;
+#endif
 		printf("n%d COMMITS lsn %d in term %d", i, lsn[i], term[i]); SHOW()
 	}
 }
@@ -299,13 +469,18 @@ inline CATCH_UP(d, s) {
 
 /* a demoted primary is rewound and rejoins as a standby of leader s: its
  * WAL is cut back to the fork point and streamed from s; postgres (and
- * with it the worker) restarts, so volatile state is lost as in RESTART */
+ * with it the worker) restarts, so volatile state is lost as in RESTART.
+ * Only to a leader that is a primary (on a newer timeline: RejoinTick),
+ * and not during a switchover of its own */
 inline REJOIN(i, s, t) {
 	d_step {
-		up[i] && primary[i] && term[i] > 0 && !LEADER(i) && LEADER(s) ->
+		up[i] && primary[i] && term[i] > 0 && !LEADER(i) && swp[i] == 0 &&
+		   LEADER(s) && primary[s] ->
 		primary[i] = 0; lsn[i] = lsn[s];
 		CUT(i, s, t);
 		contact[i] = 0; phase[i] = 0; lease[i] = 0; heard[i] = 0;
+		knows[i] = NONE; swp[i] = 0; HO_CLEAR(i);
+		dropped[i] = (lterm[i] == term[i]);      /* a standby claims nothing */
 		NORM();
 		printf("n%d rejoins as standby of n%d", i, s); SHOW()
 	}
@@ -318,6 +493,7 @@ inline CRASH(i, a, b) {
 		up[i] = 0; crashes++;
 		CUT(i, a, b);
 		phase[i] = 0; contact[i] = 0; lease[i] = 0;
+		knows[i] = NONE; swp[i] = 0; HO_CLEAR(i); dropped[i] = 0;
 #ifdef WITNESS_LSN_DURABLE
 		if :: DATA(i) -> heard[i] = 0 :: else fi;
 #else
@@ -328,13 +504,21 @@ inline CRASH(i, a, b) {
 	}
 }
 
-/* restart: last_leader_contact = start time (§6); a node whose durable
+/* restart: last_leader_contact = start time (§6); a primary whose durable
  * leader_term equals its term resumes its claim (LEADER() is derived),
- * without a lease */
+ * without a lease (src/worker.c ResumeLeadership; a standby does not).
+ * Everything about a switchover is volatile: a hold and a handover the
+ * node accepted are gone. */
+#ifdef HANDOVER_DURABLE
+#define GAVE(i) gave[i]
+#else
+#define GAVE(i) 0
+#endif
 inline RESTART(i) {
 	d_step {
 		!up[i] ->
 		up[i] = 1; contact[i] = 0; phase[i] = 0; lease[i] = 0;
+		dropped[i] = (term[i] > 0 && lterm[i] == term[i] && (!primary[i] || GAVE(i)));
 		printf("n%d restarts", i); SHOW()
 	}
 }
@@ -375,13 +559,23 @@ inline HB_DELIVER(s, d) {
 		ADOPT(d, TERM(LNK(s,d)));                              /* step 3 */
 		if
 		:: TERM(LNK(s,d)) == term[d] ->                        /* step 4 */
-			assert(!LEADER(d));                 /* P2: a claim of a term d leads */
+			assert(lterm[d] != term[d]);        /* P2: a claim of a term d won */
 			contact[d] = 0;
 			if :: phase[d] == 2 -> phase[d] = 0 :: else fi;
+			if :: hst[d] == 2 -> HO_CLEAR(d) :: else fi;      /* its transfer round lost */
 #ifndef NO_SELFVOTE_RECHECK
 			if :: phase[d] == 1 -> phase[d] = 0 :: else fi;   /* §4 round 1 */
 #endif
+#if MAXSWITCH > 0
+			knows[d] = s;                       /* records it as leader */
+#endif
+#if defined(HEARD_LAST) && defined(WITNESS_LSN_DURABLE)
+			if :: DATA(d) || HB_LSN(LNK(s,d)) > heard[d] -> heard[d] = HB_LSN(LNK(s,d)) :: else fi;
+#elif defined(HEARD_LAST)
+			heard[d] = HB_LSN(LNK(s,d));
+#else
 			if :: HB_LSN(LNK(s,d)) > heard[d] -> heard[d] = HB_LSN(LNK(s,d)) :: else fi;
+#endif
 #ifndef WITNESS_LSN_DURABLE
 			if :: !DATA(d) && HB_LSN(LNK(s,d)) > w_seen -> w_seen = HB_LSN(LNK(s,d)) :: else fi;
 #endif
@@ -409,9 +603,12 @@ inline HR_DELIVER(s, d) {
 			 * arrival of the acknowledgement, so more permissive; for an
 			 * acknowledgement sent LEASE or more ticks ago the exact age is
 			 * not kept and contact is left as it is (more permissive
-			 * still). */
+			 * still).  A leader that is still a standby (elected on a
+			 * handover, not promoted) computes no lease and counts no
+			 * contact (LeaseUpdate); the acknowledgement is kept and makes
+			 * the lease once it is promoted. */
 			if
-			:: LREM(LNK(s,d)) > 0 && LEASE - LREM(LNK(s,d)) < contact[s] ->
+			:: primary[s] && LREM(LNK(s,d)) > 0 && LEASE - LREM(LNK(s,d)) < contact[s] ->
 				contact[s] = LEASE - LREM(LNK(s,d))
 			:: else
 			fi;
@@ -431,6 +628,17 @@ inline HR_DELIVER(s, d) {
 		NORM();
 		SHOW()
 	}
+}
+
+/* d's reply to a (real) vote request of s; g: granted.  A refusal that
+ * tells the candidate no higher term is the same as a lost request */
+inline VR_REPLY(s, d) {
+	if
+	:: g || term[d] > TERM(LNK(s,d)) ->
+		REPLY(LNK(s,d), MK_VR(TERM(LNK(s,d)), 0, term[d], g))
+	:: else ->
+		DONE(LNK(s,d))
+	fi
 }
 
 /* §3.2 request_vote s -> d, and d's reply; refuse: V4/V5 fail (MAXLSN=0) */
@@ -456,6 +664,24 @@ inline VQ_DELIVER(s, d, refuse) {
 			:: else ->                          /* a refusal that tells nothing */
 				DONE(LNK(s,d))
 			fi
+		:: XFER(LNK(s,d)) ->                    /* a transfer vote (§8) */
+			/* V8, checked before the term is adopted: the term right
+			 * after the one in which the voter knows the leader that
+			 * handed over; that leader itself only for its target.
+			 * Exempt from V3, V4, V5. */
+			if
+			:: !refuse && V8(s, d, XFER(LNK(s,d)) - 1, TERM(LNK(s,d))) ->
+				ADOPT(d, TERM(LNK(s,d)));                            /* V1 */
+				if
+				:: TERM(LNK(s,d)) == term[d] &&
+				      (voted[d] == NONE || voted[d] == s) ->         /* V2 */
+					g = 1;
+					voted[d] = s
+				:: else -> g = 0
+				fi
+			:: else -> g = 0
+			fi;
+			VR_REPLY(s, d)
 		:: else ->
 			ADOPT(d, TERM(LNK(s,d)));                                /* V1 */
 			if
@@ -471,12 +697,7 @@ inline VQ_DELIVER(s, d, refuse) {
 				       ((!DATA(d) || lsn[s] >= lsn[d]) && (DATA(d) || lsn[s] >= w_seen)))
 			:: else -> g = 0
 			fi;
-			if
-			:: g || term[d] > TERM(LNK(s,d)) ->
-				REPLY(LNK(s,d), MK_VR(TERM(LNK(s,d)), 0, term[d], g))
-			:: else ->
-				DONE(LNK(s,d))
-			fi
+			VR_REPLY(s, d)
 		fi;
 		printf(" => granted %d", g);
 		g = 0;
@@ -498,11 +719,13 @@ inline VR_DELIVER(s, d) {
 #ifndef NO_SELFVOTE_RECHECK
 			if
 			:: contact[s] >= FIRE ->            /* own vote obeys V3 */
-				term[s]++; voted[s] = s; phase[s] = 2; lease[s] = 0
+				term[s]++; voted[s] = s; phase[s] = 2; lease[s] = 0;
+				knows[s] = NONE; dropped[s] = 0; HO_CLEAR(s); GAVE_CLEAR(s)
 			:: else -> phase[s] = 0
 			fi
 #else
-			term[s]++; voted[s] = s; phase[s] = 2; lease[s] = 0
+			term[s]++; voted[s] = s; phase[s] = 2; lease[s] = 0;
+			knows[s] = NONE; dropped[s] = 0; HO_CLEAR(s); GAVE_CLEAR(s)
 #endif
 		:: !PRE(LNK(s,d)) && GRANT(LNK(s,d)) && phase[s] == 2 &&
 		      TERM(LNK(s,d)) == term[s] ->
@@ -512,7 +735,18 @@ inline VR_DELIVER(s, d) {
 #if REACH == 1
 			assert(!(REACH == 1));              /* probe: a leader is elected */
 #endif
-			lterm[s] = term[s]; phase[s] = 0; primary[s] = 1; lease[s] = 0;
+			lterm[s] = term[s]; phase[s] = 0; lease[s] = 0; dropped[s] = 0;
+			if
+			:: hst[s] == 2 ->
+				/* elected on a handover: promotes only with H (PROMOTE) */
+#ifdef MUTANT_EARLY_PROMOTE
+				P4_CHECK(s);
+				primary[s] = 1; HO_CLEAR(s)
+#else
+				skip
+#endif
+			:: else -> primary[s] = 1
+			fi;
 			printf(" => n%d ELECTED leader of term %d", s, term[s])
 		:: else
 		fi;
@@ -526,9 +760,184 @@ inline LOSE(s, d) {
 	d_step {
 		cx[LNK(s,d)] ->
 		printf("lost: kind %d on connection n%d -> n%d", KIND(LNK(s,d)), s, d);
+		HO_UNCLEAR(s, d);
 		DONE(LNK(s,d));
 		NORM();
 		SHOW()
+	}
+}
+
+/* ------------------------------------------------------- switchover (§8) */
+
+/* P4: a target promoted after a transfer election holds every commit the
+ * leader that handed over acknowledged in the term it handed over */
+inline P4_CHECK(i) {
+#if MAXSWITCH > 0 && MAXLSN > 0
+	assert(!(hof[i] == p4_from && term[i] == p4_term + 1) || lsn[i] >= p4_ack)
+#else
+	skip
+#endif
+}
+
+/* leader l starts a switchover to data node t (PREPARING checks: it leads
+ * with a lease; the target's own checks decide the rest): HOLDING -- from
+ * now on it acknowledges no commit; H = its LSN; HANDING_OVER -- it sends
+ * pg_cluster.handover(term, H) on its connection to t */
+inline SO_START(l, t) {
+	d_step {
+		switches < MAXSWITCH && LEADER(l) && primary[l] && lease[l] > 0 &&
+		   swp[l] == 0 && DATA(t) && IDLE(LNK(l,t)) ->
+		switches++;
+		swp[l] = t + 1;
+#ifdef HANDOVER_DURABLE
+		gave[l] = 1;
+#endif
+		SEND(LNK(l,t), MK_HO(term[l], lsn[l]));
+#if MAXLSN > 0
+		p4_from = l; p4_term = term[l]; p4_ack = lsn[l];
+#endif
+		NORM();
+		printf("n%d SWITCHOVER to n%d: holds commits, H %d, -> handover term %d", l, t, lsn[l], term[l]); SHOW()
+	}
+}
+
+/* the handover request arrives at t: accepted iff t is a standby that
+ * knows l as the leader of exactly that term (WhyRefuseHandover).  With
+ * err = 1 (-DERROR_ANSWER) t records the handover and its answer is still
+ * an error (e.g. statement_timeout, checked when the event is logged),
+ * which l reads as a refusal (PeerHandleHandoverReply) */
+#ifdef MUTANT_HANDOVER_ANY_TERM
+#define HO_TERM_OK(l, t) (1)
+#define STALE_TERM_OK(t) (1)
+#else
+#define HO_TERM_OK(l, t) (TERM(LNK(l,t)) == term[t])
+#define STALE_TERM_OK(t) (((stale >> 3) & 3) == term[t])
+#endif
+#define HO_ACCEPTS(l, t) (DATA(t) && !primary[t] && HO_TERM_OK(l, t) && knows[t] == l)
+inline HO_DELIVER(l, t, err) {
+	d_step {
+		KIND(LNK(l,t)) == K_HO && up[t] && (!err || HO_ACCEPTS(l, t)) ->
+		printf("n%d <- n%d handover term %d H %d", t, l, TERM(LNK(l,t)), HO_LSN(LNK(l,t)));
+		if
+		:: HO_ACCEPTS(l, t) ->
+			hst[t] = 1; hof[t] = l; hol[t] = HO_LSN(LNK(l,t));
+			REPLY(LNK(l,t), MK_HOR(!err))
+		:: else ->
+			REPLY(LNK(l,t), MK_HOR(0))
+		fi;
+		NORM();
+		printf(" => accepted %d", HO_ACC(LNK(l,t))); SHOW()
+	}
+}
+
+/* t's answer arrives at l (o: the third node).  Accepted: DEMOTING, l
+ * shuts down to restart as a standby (standby.signal is durable); with
+ * stream = 1 its walsender got its last WAL to t first (the shutdown
+ * checkpoint; with stream = 0 it did not).  Refused: the hold ends, l
+ * carries on.  An answer to a switchover that is over is ignored. */
+inline HOR_DELIVER(l, t, o, stream) {
+	d_step {
+		KIND(LNK(l,t)) == K_HOR && up[l] &&
+		   (!stream || (HO_ACC(LNK(l,t)) && swp[l] == t + 1 && up[t] && !primary[t] && lsn[t] < lsn[l])) ->
+		printf("n%d <- n%d handover reply accepted %d", l, t, HO_ACC(LNK(l,t)));
+		g = HO_ACC(LNK(l,t));
+		DONE(LNK(l,t));
+		if
+		:: swp[l] == t + 1 && g ->
+			if :: stream -> lsn[t] = lsn[l] :: else fi;
+			up[l] = 0;
+			CUT(l, t, o);
+			primary[l] = 0; swp[l] = 0;
+			phase[l] = 0; contact[l] = 0; lease[l] = 0; knows[l] = NONE;
+			HO_CLEAR(l); dropped[l] = 0; heard[l] = 0;
+			printf(" => n%d SHUTS DOWN to rejoin as a standby (its last WAL streamed to n%d: %d)", l, t, stream)
+		:: swp[l] == t + 1 && !g ->
+			swp[l] = 0;
+#ifdef HANDOVER_DURABLE
+			gave[l] = 0;
+#endif
+			printf(" => refused: n%d releases the hold", l)
+		:: else
+		fi;
+		g = 0;
+		NORM();
+		SHOW()
+	}
+}
+
+/* the switchover's deadline passes while l waits for the answer: it steps
+ * down.  An answer on its way may still arrive (and is ignored); a request
+ * still on its way becomes stale: t's backend may still process it, later,
+ * after newer calls on a new connection (peer.c gives the old one up) */
+inline SO_TIMEOUT(l) {
+	d_step {
+		swp[l] != 0 ->
+		k = swp[l] - 1;
+		if
+		:: KIND(LNK(l,k)) == K_HO ->            /* still counted in nmsg */
+			stale = cx[LNK(l,k)] | (l << 10) | (k << 12);
+			cx[LNK(l,k)] = 0
+		:: else
+		fi;
+		k = 0;
+		STEP_DOWN(l);
+		NORM();
+		printf("n%d: switchover deadline: steps down", l); SHOW()
+	}
+}
+
+/* t's backend processes the stale handover request of l (its answer goes
+ * nowhere) */
+inline STALE_DELIVER() {
+	d_step {
+		stale != 0 && up[(stale >> 12) & 3] ->
+		k = (stale >> 10) & 3;                  /* l */
+		g = (stale >> 12) & 3;                  /* t */
+		printf("n%d <- n%d stale handover term %d H %d", g, k, (stale >> 3) & 3, (stale >> 5) & 3);
+		if
+		:: DATA(g) && !primary[g] && STALE_TERM_OK(g) && knows[g] == k ->
+			hst[g] = 1; hof[g] = k; hol[g] = (stale >> 5) & 3;
+			printf(" => accepted")
+		:: else
+		fi;
+		stale = 0; nmsg--;
+		k = 0; g = 0;
+		NORM();
+		SHOW()
+	}
+}
+
+inline STALE_LOSE() {
+	d_step {
+		stale != 0 ->
+		stale = 0; nmsg--;
+		NORM();
+		printf("lost: the stale handover request"); SHOW()
+	}
+}
+
+/* a target elected on a handover promotes once it holds H (the old
+ * leader's shutdown checkpoint past H replayed, or H at the deadline) */
+inline PROMOTE(i) {
+	d_step {
+		up[i] && hst[i] == 2 && LEADER(i) && !primary[i] && lsn[i] >= hol[i] ->
+		P4_CHECK(i);
+#if REACH == 3
+		assert(!(REACH == 3));              /* probe: a switchover completes */
+#endif
+		primary[i] = 1; HO_CLEAR(i);
+		NORM();
+		printf("n%d PROMOTES after the handover (lsn %d)", i, lsn[i]); SHOW()
+	}
+}
+
+/* ... or gives up at the deadline (without H): the claim ends, no new term */
+inline GIVEUP(i) {
+	d_step {
+		up[i] && hst[i] == 2 && LEADER(i) && !primary[i] ->
+		dropped[i] = 1; lease[i] = 0; HO_CLEAR(i);
+		NORM();
+		printf("n%d gives the handover up: steps down unpromoted", i); SHOW()
 	}
 }
 
@@ -546,7 +955,8 @@ inline LOSE(s, d) {
 	:: CATCH_UP(i, b) \
 	REJOIN_ACTIONS(i, a, b) \
 	:: CRASH(i, a, b) \
-	:: RESTART(i)
+	:: RESTART(i) \
+	SWITCH_ACTIONS(i, a, b)
 
 #ifdef NOREJOIN
 #define REJOIN_ACTIONS(i, a, b)
@@ -562,13 +972,47 @@ inline LOSE(s, d) {
 #define VQ_REFUSED(s, d)
 #endif
 
-/* the connection from s to d: delivery both ways, and loss */
-#define CONN(s, d) \
+#if MAXSWITCH > 0
+#define SWITCH_ACTIONS(i, a, b) \
+	:: SO_START(i, a) \
+	:: SO_START(i, b) \
+	:: SO_TIMEOUT(i) \
+	:: TRANSFER_STAND(i) \
+	:: PROMOTE(i) \
+	:: GIVEUP(i)
+#if MAXLSN > 0
+#define HO_STREAMED(s, d, o) :: HOR_DELIVER(s, d, o, 1)
+#else
+#define HO_STREAMED(s, d, o)
+#endif
+#ifdef ERROR_ANSWER
+#define HO_ERROR(s, d) :: HO_DELIVER(s, d, 1)
+#else
+#define HO_ERROR(s, d)
+#endif
+#define HO_CONN(s, d, o) \
+	:: HO_DELIVER(s, d, 0) \
+	HO_ERROR(s, d) \
+	:: HOR_DELIVER(s, d, o, 0) \
+	HO_STREAMED(s, d, o)
+#define SWITCH_GLOBAL \
+	:: STALE_DELIVER() \
+	:: STALE_LOSE()
+#else
+#define SWITCH_ACTIONS(i, a, b)
+#define HO_CONN(s, d, o)
+#define SWITCH_GLOBAL
+#endif
+
+/* the connection from s to d (o: the third node): delivery both ways, and
+ * loss */
+#define CONN(s, d, o) \
 	:: HB_DELIVER(s, d) \
 	:: HR_DELIVER(s, d) \
 	:: VQ_DELIVER(s, d, 0) \
 	VQ_REFUSED(s, d) \
 	:: VR_DELIVER(s, d) \
+	HO_CONN(s, d, o) \
 	:: LOSE(s, d)
 
 active proctype cluster()
@@ -578,14 +1022,15 @@ active proctype cluster()
 	:: TICK()
 	NODE(0, 1, 2)
 	NODE(1, 0, 2)
-	CONN(0, 1)
-	CONN(1, 0)
-	CONN(0, 2)
-	CONN(1, 2)
+	SWITCH_GLOBAL
+	CONN(0, 1, 2)
+	CONN(1, 0, 2)
+	CONN(0, 2, 1)
+	CONN(1, 2, 0)
 #ifdef THREE_DATA
 	NODE(2, 0, 1)
-	CONN(2, 0)
-	CONN(2, 1)
+	CONN(2, 0, 1)
+	CONN(2, 1, 0)
 #else
 	:: CRASH(2, 0, 1)        /* the witness only answers */
 	:: RESTART(2)
