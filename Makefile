@@ -62,3 +62,11 @@ uninstall: ctl-uninstall
 clean: ctl-clean
 ctl-all ctl-install ctl-uninstall ctl-clean:
 	$(MAKE) -C $(srcdir)/ctl $(patsubst ctl-%,%,$@) PG_CONFIG='$(PG_CONFIG)' WERROR='$(WERROR)'
+
+# The benchmark report: bench/report.sh runs the benchmarks of bench/ and
+# writes bench/results/REPORT.md with tables and PNG plots (about 35 min).
+# QUICK=1: fewer, shorter runs, into bench/results/quick/; PARTS="..." some
+# parts only; REPORT_ONLY=1 the report again from the data.
+.PHONY: bench
+bench:
+	QUICK='$(QUICK)' bash '$(srcdir)/bench/report.sh'

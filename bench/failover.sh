@@ -39,11 +39,25 @@
 #   FASTEST           1 (default): also run the "fastest settings" line,
 #                     heartbeat 50ms / failover_timeout 500ms; 0: do not.
 #                     Ignored (0) when HEARTBEAT or FAILOVER_TIMEOUT is set.
+#   SETTINGS          the settings to run, space-separated
+#                     heartbeat_interval/failover_timeout pairs, e.g.
+#                     "200ms/2s 400ms/4s"; when set, the three above are
+#                     ignored
 #   KILL_AFTER        seconds from the client's start to the kill (default 3)
 #   AFTER_KILL        seconds the client goes on after the kill (default 5)
 #   INTERVAL_MS       the client's period (default 20)
 #   SYNC_MODE         pg_cluster.synchronous_mode (default off); other than
 #                     off, the results go to bench/results/failover-MODE.md
+#   RESULTS_FILE      where the report goes instead (bench/report.sh)
+#   SAMPLES_OUT       if set, the per-run samples are also copied there
+#                     (one line per run; the columns are listed in its
+#                     first line, a comment)
+#   TIMELINE_DIR      if set, every run leaves there a directory
+#                     failover-sSETTING-rRUN with the client's log
+#                     (writer.log), the kill time, the nodes' ports and the
+#                     winner (meta) and the survivors' pg_cluster.events
+#                     from 5 s before the kill on (events.tsv), for the
+#                     timeline plots of bench/report.sh
 #   PGC_BENCH_DIR     default /tmp/pg_cluster-bench-failover
 #   PGC_BENCH_PORT    port of n1, default 54341 (n2, n3: the next two)
 #   PGC_BENCH_ANOMALIES  where the logs and events of a cluster are kept in
@@ -73,6 +87,9 @@ settings=("${HEARTBEAT:-100ms}/${FAILOVER_TIMEOUT:-1s}")
 if [ "${FASTEST:-1}" = 1 ]; then
 	settings+=("50ms/500ms")
 fi
+if [ -n "${SETTINGS:-}" ]; then
+	read -ra settings <<<"$SETTINGS"
+fi
 
 cluster_dir=${PGC_BENCH_DIR:-/tmp/pg_cluster-bench-failover}
 cluster_port_base=${PGC_BENCH_PORT:-54341}
@@ -85,7 +102,9 @@ cluster_connect_timeout=500ms
 results_dir=$bench_here/bench/results
 SYNC_MODE=${SYNC_MODE:-off}
 cluster_extra_conf="pg_cluster.synchronous_mode = $SYNC_MODE"
-if [ "$SYNC_MODE" = off ]; then
+if [ -n "${RESULTS_FILE:-}" ]; then
+	results_file=$RESULTS_FILE
+elif [ "$SYNC_MODE" = off ]; then
 	results_file=$results_dir/failover.md
 else
 	results_file=$results_dir/failover-$SYNC_MODE.md
@@ -158,6 +177,27 @@ create_cluster_led_by_first() {
 		keep_anomaly "$run" "$leader (term $term)" "while the cluster was built"
 	done
 	die "run $run: no cluster led by ${cluster_nodes[0]} in 3 tries"
+}
+
+# save_timeline DIR T_KILL OLD NEW LOG: the material of one run's timeline
+# plot (see TIMELINE_DIR above).
+save_timeline() {
+	local dir=$1 node
+	mkdir -p "$dir"
+	cp "$5" "$dir/writer.log"
+	{
+		echo "kill $2 $3"
+		echo "winner $4"
+		for node in "${cluster_nodes[@]}"; do
+			echo "port $node $(node_port "$node")"
+		done
+	} >"$dir/meta"
+	: >"$dir/events.tsv"
+	for node in $(cluster_running_nodes); do
+		node_psql "$node" -At -F $'\t' -c "SELECT '$node', extract(epoch FROM event_time), term, node_name,
+				kind, regexp_replace(detail, '\s+', ' ', 'g')
+			FROM pg_cluster.events WHERE event_time >= to_timestamp($2 - 5) ORDER BY seq" >>"$dir/events.tsv"
+	done
 }
 
 # one_run SETTING RUN: prints one line, appends a sample line to $samples;
@@ -253,6 +293,9 @@ one_run() {
 					term, node_name, kind, left(regexp_replace(detail, '\s+', ' ', 'g'), 100)
 				FROM pg_cluster.events WHERE event_time >= to_timestamp($t_kill) ORDER BY seq"
 		done
+	fi
+	if [ -n "${TIMELINE_DIR:-}" ]; then
+		save_timeline "$TIMELINE_DIR/failover-s$setting_index-r$run" "$t_kill" "$old" "$new" "$log"
 	fi
 	# keep the failures of this run for the report
 	awk -v a="${last_before:-0}" -v b="${first_after:-0}" '$1 == "fail" && $3 >= a && $3 <= b {
@@ -385,7 +428,13 @@ bench_main() {
 		done
 	done
 
-	mkdir -p "$results_dir"
+	if [ -n "${SAMPLES_OUT:-}" ]; then
+		{
+			echo "# setting run gap_ms detected_ms elected_ms leader_ms lost failed_committed acked failed_in_gap winner attempts first_write_ms terms"
+			cat "$samples"
+		} >"$SAMPLES_OUT"
+	fi
+	mkdir -p "$(dirname "$results_file")"
 	report >"$results_file.tmp"
 	mv "$results_file.tmp" "$results_file"
 	echo

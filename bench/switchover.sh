@@ -37,6 +37,15 @@
 #   AFTER         seconds it writes after the call began (default 3)
 #   INTERVAL_MS   the client's period (default 20)
 #   PGC_BENCH_DIR default /tmp/pg_cluster-bench-switchover
+#   RESULTS_FILE  where the report goes instead (bench/report.sh)
+#   TIMELINE_DIR  if set, every switchover leaves there a directory
+#                 switchover-rRUN with the client's log (writer.log), the
+#                 call's start and return, when the old primary streamed
+#                 again and the nodes' ports (meta), and the nodes'
+#                 pg_cluster.events from 3 s before the call on (events.tsv;
+#                 the old primary's events before its restart come from its
+#                 server log, where every event is logged too), for the
+#                 timeline plots of bench/report.sh
 #   PGC_BENCH_PORT port of n1, default 54351 (n2, n3: the next two)
 #
 # Run as root (servers run as postgres) or as a normal user; the extension
@@ -62,7 +71,7 @@ cluster_marker_name=PG_CLUSTER_BENCH
 cluster_what="pg_cluster benchmark cluster"
 cluster_supervised=1
 
-results_file=$bench_here/bench/results/switchover.md
+results_file=${RESULTS_FILE:-$bench_here/bench/results/switchover.md}
 work=$(mktemp -d /tmp/pgc-bench-switchover.XXXXXX)
 samples=$work/samples
 . "$bench_here/bench/client.sh"
@@ -81,6 +90,51 @@ wait_streaming() {
 			die "$1 does not stream from $2"
 		sleep 0.02
 	done
+}
+
+# log_events NODE FROM TO: the pg_cluster events in NODE's server log
+# between the epochs FROM and TO, as lines of events.tsv (the log's times
+# are in the server's log_timezone, with milliseconds: log_line_prefix
+# starts with %m).
+log_events() {
+	local tz from to about line day time zone rest
+	tz=$(node_value "$1" "SHOW log_timezone")
+	from=$(TZ=$tz date -d "@$2" '+%Y-%m-%d %H:%M:%S.%3N')
+	to=$(TZ=$tz date -d "@$3" '+%Y-%m-%d %H:%M:%S.%3N')
+	grep -a -A 1 ' LOG:  pg_cluster: ' "$(node_log "$1")" 2>/dev/null |
+		awk -v from="$from" -v to="$to" '
+			/ LOG:  pg_cluster: / { t = $1 " " $2; line = (t >= from && t < to) ? $0 : ""; next }
+			line != "" && /DETAIL:  Node "/ { split($0, d, "\""); print d[2] "\t" line; line = "" }' |
+		while IFS=$'\t' read -r about line; do
+			read -r day time zone rest <<<"$line"
+			rest=${rest#*pg_cluster: }
+			printf '%s\t%s\t-\t%s\t%s\t%s (server log)\n' "$1" "$(TZ=$tz date -d "$day $time" +%s.%3N)" \
+				"$about" "${rest%%: *}" "${rest#*: }"
+		done
+}
+
+# save_timeline RUN T0 T1 T_STREAM CALLER OLD TARGET LOG: the material of
+# one switchover's timeline plot (see TIMELINE_DIR above).
+save_timeline() {
+	local dir=$TIMELINE_DIR/switchover-r$1 node restarted
+	mkdir -p "$dir"
+	cp "$8" "$dir/writer.log"
+	{
+		echo "call $2 $3 $5 $6 $7"
+		echo "streaming $4"
+		for node in "${cluster_nodes[@]}"; do
+			echo "port $node $(node_port "$node")"
+		done
+	} >"$dir/meta"
+	: >"$dir/events.tsv"
+	for node in "${cluster_nodes[@]}"; do
+		node_psql "$node" -At -F $'\t' -c "SELECT '$node', extract(epoch FROM event_time), term, node_name,
+				kind, regexp_replace(detail, '\s+', ' ', 'g')
+			FROM pg_cluster.events WHERE event_time >= to_timestamp($2 - 3) ORDER BY seq" >>"$dir/events.tsv"
+	done
+	# the old primary was restarted: its events before that are in its log
+	restarted=$(node_value "$6" "SELECT extract(epoch FROM min(event_time)) FROM pg_cluster.events")
+	log_events "$6" "$(awk -v t="$2" 'BEGIN { printf "%.3f", t - 3 }')" "${restarted:-$(now)}" >>"$dir/events.tsv"
 }
 
 # one_run RUN: one switchover from the current leader to the other of n1/n2.
@@ -110,6 +164,9 @@ one_run() {
 	t_stream=$(now)
 	wait "$writer_pid" || die "run $run: the client failed"
 	writer_pid=""
+	if [ -n "${TIMELINE_DIR:-}" ]; then
+		save_timeline "$run" "$t0" "$t1" "$t_stream" "$caller" "$old" "$target" "$log"
+	fi
 
 	gap=$(awk -v t="$t0" '$1 == "ok" { if (prev != "" && $4 >= t && $4 - prev > g) g = $4 - prev; prev = $4 }
 		END { printf "%.0f", g * 1000 }' "$log")

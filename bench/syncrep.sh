@@ -24,7 +24,10 @@
 #
 # Environment: CLIENTS (default "1 4 8"), ROUNDS (default 5), RUN_SECONDS
 # (default 10), SCALE (pgbench scale, default 10), PGC_BENCH_PORT (first
-# port, default 54361; the clusters use 12 ports from there).
+# port, default 54361; the clusters use 12 ports from there),
+# PGC_BENCH_DIR (where the clusters go, default
+# /tmp/pg_cluster-bench-syncrep; removed at exit), RESULTS_FILE (where the
+# report goes instead of bench/results/syncrep.md).
 #
 # Run as root (servers run as postgres) or as a normal user; pg_cluster must
 # be installed (scripts/demo.sh or scripts/test.sh).
@@ -39,8 +42,8 @@ ROUNDS=${ROUNDS:-5}
 SECONDS_PER_RUN=${RUN_SECONDS:-10}
 SCALE=${SCALE:-10}
 port_base=${PGC_BENCH_PORT:-54361}
-base_dir=/tmp/pg_cluster-bench-syncrep
-results_file=$bench_here/bench/results/syncrep.md
+base_dir=${PGC_BENCH_DIR:-/tmp/pg_cluster-bench-syncrep}
+results_file=${RESULTS_FILE:-$bench_here/bench/results/syncrep.md}
 work=$(mktemp -d /tmp/pgc-bench-syncrep.XXXXXX)
 setups=(quorum byhand off none)
 cluster_what="pg_cluster benchmark cluster"
