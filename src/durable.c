@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * durable.c
- *		Changes to the durable protocol state (term, vote, won term, pause),
- *		made by the worker and by the backends that answer peers.
+ *		Changes to the durable protocol state (term, vote, won term, pause,
+ *		synchronous record, handed-over term, the leader progress a witness
+ *		heard), made by the worker and by the backends that answer peers.
  *
  * Every change follows the same order, under durable_lock held
  * exclusively: compute the next state, write it to disk (state_file.c),
@@ -44,6 +45,10 @@ PgClusterLoadDurableLocked(char *errbuf, size_t errlen)
 			PgClusterShmem->durable = loaded;
 			PgClusterShmem->durable_loaded = true;
 			PgClusterShmem->durable_corrupt = false;
+			LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
+			PgClusterRaiseLeaderProgressLocked(loaded.heard_leader_timeline,
+											   loaded.heard_leader_lsn);
+			LWLockRelease(PgClusterShmem->lock);
 			break;
 		case PGC_STATE_FILE_MISSING:
 			memset(&loaded, 0, sizeof(loaded));
@@ -208,6 +213,101 @@ PgClusterAdoptSyncRecord(uint64 version, bool restricted, const char *eligible,
 						 "every data node may be promoted (commits are on a majority)",
 						 restricted ? (eligible[0] ? eligible : "none") : "");
 	return true;
+}
+
+/*
+ * PgClusterSetHandedOverTerm records durably that this leader hands "term"
+ * over (0: it does not, the target refused).  The record goes to disk
+ * before the handover request is sent, so a restart cannot resume the term
+ * (ResumeLeadership), and a refusal clears it before the commits held for
+ * the switchover are released.
+ */
+void
+PgClusterSetHandedOverTerm(uint64 term)
+{
+	PgClusterDurableState next;
+
+	LWLockAcquire(PgClusterShmem->durable_lock, LW_EXCLUSIVE);
+	if (PgClusterShmem->durable_loaded && PgClusterShmem->durable.handed_over_term != term)
+	{
+		next = PgClusterShmem->durable;
+		next.handed_over_term = term;
+		PgClusterPersistLocked(&next);
+	}
+	LWLockRelease(PgClusterShmem->durable_lock);
+}
+
+/*
+ * PgClusterRaiseLeaderProgressLocked remembers the WAL position a leader of
+ * our term reported, for rule V5 and the standing lag rule.  It only ever
+ * rises: a target elected on a handover reports its own, lower position
+ * until it promotes, and must not make a candidate behind the old leader's
+ * last commits look current.  The caller holds lock exclusively.
+ */
+void
+PgClusterRaiseLeaderProgressLocked(TimeLineID timeline, XLogRecPtr lsn)
+{
+	Assert(LWLockHeldByMeInMode(PgClusterShmem->lock, LW_EXCLUSIVE));
+
+	if (lsn == InvalidXLogRecPtr ||
+		PgClusterCompareProgress(timeline, lsn, PgClusterShmem->leader_timeline,
+								 PgClusterShmem->leader_lsn) <= 0)
+		return;
+	PgClusterShmem->leader_timeline = timeline;
+	PgClusterShmem->leader_lsn = lsn;
+}
+
+/*
+ * PgClusterPersistLeaderProgress makes the leader progress heard durable on
+ * a witness, before the heartbeat that raised it is acknowledged: a witness
+ * that restarts must not forget how far the leader got, or rule V5 would
+ * let it vote for a stale standby (protocol.md §3.2).  Data nodes compare
+ * candidates with their own WAL (V4) and skip the write.
+ */
+void
+PgClusterPersistLeaderProgress(void)
+{
+	PgClusterDurableState next;
+	TimeLineID	timeline;
+	XLogRecPtr	lsn;
+
+	if (PgClusterNodeKindSetting != PGC_NODE_WITNESS)
+		return;
+
+	LWLockAcquire(PgClusterShmem->durable_lock, LW_EXCLUSIVE);
+	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
+	timeline = PgClusterShmem->leader_timeline;
+	lsn = PgClusterShmem->leader_lsn;
+	LWLockRelease(PgClusterShmem->lock);
+	if (PgClusterShmem->durable_loaded &&
+		PgClusterCompareProgress(timeline, lsn,
+								 PgClusterShmem->durable.heard_leader_timeline,
+								 PgClusterShmem->durable.heard_leader_lsn) > 0)
+	{
+		next = PgClusterShmem->durable;
+		next.heard_leader_timeline = timeline;
+		next.heard_leader_lsn = lsn;
+		PgClusterPersistLocked(&next);
+	}
+	LWLockRelease(PgClusterShmem->durable_lock);
+}
+
+/*
+ * PgClusterStepDown gives up this node's leadership without a new term:
+ * the lease ends now, and the voters elect a leader once they miss this
+ * one.  Used when a handover has an unclear outcome (the target may be
+ * standing with our blessing) and when a target gives a handover up.
+ */
+void
+PgClusterStepDown(void)
+{
+	LWLockAcquire(PgClusterShmem->durable_lock, LW_SHARED);
+	LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
+	PgClusterShmem->is_leader = false;
+	PgClusterShmem->leader[0] = '\0';
+	LWLockRelease(PgClusterShmem->lock);
+	pg_atomic_write_u64(&PgClusterShmem->commit_allowed_until, 0);
+	LWLockRelease(PgClusterShmem->durable_lock);
 }
 
 /* PgClusterNameInList: is "name" an element of the comma-separated list? */

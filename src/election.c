@@ -30,20 +30,6 @@
 #include "pg_cluster.h"
 #include "worker.h"
 
-/*
- * Compare two WAL positions (timeline first: a higher timeline has seen a
- * promotion the other has not).
- */
-static int
-CompareProgress(TimeLineID tli_a, XLogRecPtr lsn_a, TimeLineID tli_b, XLogRecPtr lsn_b)
-{
-	if (tli_a != tli_b)
-		return tli_a < tli_b ? -1 : 1;
-	if (lsn_a != lsn_b)
-		return lsn_a < lsn_b ? -1 : 1;
-	return 0;
-}
-
 /* LastLeaderContact reads when a live leader was last heard (rule V3). */
 static TimestampTz
 LastLeaderContact(void)
@@ -186,7 +172,7 @@ PgClusterHandleVoteRequest(const PgClusterVoteRequest *req, uint64 *voter_term,
 		TimeLineID	own_tli;
 		XLogRecPtr	own_lsn = PgClusterLocalLsn(&own_tli);
 
-		if (CompareProgress(req->timeline, req->lsn, own_tli, own_lsn) < 0)
+		if (PgClusterCompareProgress(req->timeline, req->lsn, own_tli, own_lsn) < 0)
 			REFUSE("candidate WAL %u/%X/%X is behind ours %u/%X/%X",
 				   req->timeline, LSN_FORMAT_ARGS(req->lsn),
 				   own_tli, LSN_FORMAT_ARGS(own_lsn));
@@ -316,7 +302,7 @@ BetterCandidateVisible(TimeLineID tli, XLogRecPtr lsn)
 
 		if (e->is_self || !e->reachable || !e->view_valid)
 			continue;
-		cmp = CompareProgress(e->view.timeline, e->view.lsn, tli, lsn);
+		cmp = PgClusterCompareProgress(e->view.timeline, e->view.lsn, tli, lsn);
 		if ((e->view.role == PGC_ROLE_STANDBY && cmp > 0) ||
 			(e->view.role == PGC_ROLE_PRIMARY && cmp >= 0))
 			better = true;

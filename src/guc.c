@@ -40,6 +40,7 @@ int			PgClusterPriority = 100;
 int			PgClusterMaxLagOnFailover = 16 * 1024 * 1024;
 char	   *PgClusterOnRoleChangeCommand = NULL;
 int			PgClusterSynchronousMode = PGC_SYNC_OFF;
+int			PgClusterDebugHandoverFault = PGC_HANDOVER_FAULT_NONE;
 
 /* The parsed peer list, or NULL while pg_cluster.peers is empty. */
 const PgClusterPeerList *PgClusterPeers = NULL;
@@ -55,6 +56,13 @@ static const struct config_enum_entry sync_mode_options[] = {
 	{"off", PGC_SYNC_OFF, false},
 	{"quorum", PGC_SYNC_QUORUM, false},
 	{"strict", PGC_SYNC_STRICT, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry handover_fault_options[] = {
+	{"none", PGC_HANDOVER_FAULT_NONE, false},
+	{"delay", PGC_HANDOVER_FAULT_DELAY, false},
+	{"error", PGC_HANDOVER_FAULT_ERROR, false},
 	{NULL, 0, false}
 };
 
@@ -526,6 +534,16 @@ PgClusterDefineGucs(void)
 							   PGC_SIGHUP,
 							   GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("pg_cluster.debug_handover_fault",
+							 "Fault injected into this node's answer to a handover it accepted (testing only).",
+							 "none, delay (answer late, before deciding) or error (answer with an error after accepting).",
+							 &PgClusterDebugHandoverFault,
+							 PGC_HANDOVER_FAULT_NONE,
+							 handover_fault_options,
+							 PGC_SUSET,
+							 GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
 
 	gucs_defined = true;
 

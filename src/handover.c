@@ -37,10 +37,12 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "replication/walreceiver.h"
+#include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/pg_lsn.h"
 #include "utils/timestamp.h"
+#include "utils/wait_event.h"
 
 #include "pg_cluster.h"
 #include "worker.h"
@@ -97,6 +99,50 @@ WhyRefuseHandover(const char *leader, uint64 term, char *buf, size_t len)
 }
 
 /*
+ * InjectHandoverFault spoils this node's part of a handover as
+ * pg_cluster.debug_handover_fault says, for the tests of protocol.md §8:
+ * "delay" answers late, before deciding anything (until the statement is
+ * cancelled: the leader's connection has statement_timeout =
+ * pg_cluster.connect_timeout), so that the leader can be crashed while it
+ * waits; "error" answers with an error after the handover was accepted,
+ * an outcome the leader must treat as unclear.  "accepted" says which of
+ * the two points this call is at.
+ */
+static void
+InjectHandoverFault(bool accepted)
+{
+	TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 60 * 1000);
+
+	switch ((PgClusterHandoverFault) PgClusterDebugHandoverFault)
+	{
+		case PGC_HANDOVER_FAULT_NONE:
+			return;
+		case PGC_HANDOVER_FAULT_DELAY:
+			if (accepted)
+				return;
+			PgClusterRecordEvent("handover_fault", NULL,
+								 "pg_cluster.debug_handover_fault = delay: answering late");
+			while (GetCurrentTimestamp() < until)
+			{
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 100, PG_WAIT_EXTENSION);
+				ResetLatch(MyLatch);
+				CHECK_FOR_INTERRUPTS();
+			}
+			return;
+		case PGC_HANDOVER_FAULT_ERROR:
+			if (!accepted)
+				return;
+			PgClusterRecordEvent("handover_fault", NULL,
+								 "pg_cluster.debug_handover_fault = error: answering with an error");
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("handover accepted, then failed by pg_cluster.debug_handover_fault"),
+					 errhint("Set pg_cluster.debug_handover_fault = none outside tests.")));
+	}
+}
+
+/*
  * pg_cluster_handover: the leader asks this standby to take over.  The
  * answer is (accepted, reason); the election and promotion follow in the
  * worker.
@@ -133,6 +179,7 @@ pg_cluster_handover(PG_FUNCTION_ARGS)
 								PgClusterArgSystemIdentifier(fcinfo, HO_ARG_SYSTEM_IDENTIFIER),
 								PGC_ROLE_PRIMARY, PG_GETARG_INT32(HO_ARG_PROTOCOL_VERSION));
 
+	InjectHandoverFault(false);
 	why_not = WhyRefuseHandover(leader, term, buf, sizeof(buf));
 	if (why_not == NULL)
 	{
@@ -150,6 +197,7 @@ pg_cluster_handover(PG_FUNCTION_ARGS)
 		PgClusterRecordEvent("handover_accepted", leader,
 							 "\"%s\" hands term " UINT64_FORMAT " over to this node; every acknowledged commit is below %X/%X",
 							 leader, term, LSN_FORMAT_ARGS(lsn));
+		InjectHandoverFault(true);
 	}
 	else
 		PgClusterRecordEvent("handover_refused", leader,
@@ -325,10 +373,7 @@ HandoverTick(TimestampTz now)
 		}
 
 		/* without the handover LSN we could lose acknowledged commits */
-		LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
-		PgClusterShmem->is_leader = false;
-		PgClusterShmem->leader[0] = '\0';
-		LWLockRelease(PgClusterShmem->lock);
+		PgClusterStepDown();
 		snprintf(detail, sizeof(detail), "%X/%X", LSN_FORMAT_ARGS(h.lsn));
 		HandoverEnd("handover_abandoned",
 					"the handover LSN %s did not arrive in time; stepped down, a normal election follows",

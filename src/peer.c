@@ -664,6 +664,7 @@ static void
 PeerRecordReply(Peer *peer, const PgClusterNodeView *view, bool acked, TimestampTz now)
 {
 	uint64		our_term;
+	bool		heard_leader = false;
 
 	peer->refused_retry_ms = 0;
 	WITH_NODE_ENTRY(peer, entry,
@@ -700,12 +701,14 @@ PeerRecordReply(Peer *peer, const PgClusterNodeView *view, bool acked, Timestamp
 		{
 			strlcpy(PgClusterShmem->leader, peer->name, PGC_NAME_LEN);
 			PgClusterShmem->last_leader_contact = now;
-			PgClusterShmem->leader_timeline = view->timeline;
-			PgClusterShmem->leader_lsn = view->lsn;
+			PgClusterRaiseLeaderProgressLocked(view->timeline, view->lsn);
+			heard_leader = true;
 		}
 	}
 	LWLockRelease(PgClusterShmem->lock);
 	LWLockRelease(PgClusterShmem->durable_lock);
+	if (heard_leader)
+		PgClusterPersistLeaderProgress();
 }
 
 /* PeerHandleVoteReply passes a vote answer to the election. */
@@ -736,12 +739,18 @@ static void
 PeerHandleHandoverReply(Peer *peer, PGresult *res)
 {
 	peer->handover_unanswered = false;
+
+	/*
+	 * Only a row saying "not accepted" is a refusal.  An error may come
+	 * after the target recorded the handover (a timeout, an error while
+	 * sending the row), so its outcome is unclear.
+	 */
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) != 2)
 	{
 		char		reason[PGC_ERROR_LEN];
 
 		FlattenReason(reason, PQresultErrorMessage(res), sizeof(reason));
-		SwitchoverHandleHandoverReply(peer->name, false, false, reason);
+		SwitchoverHandleHandoverReply(peer->name, false, true, reason);
 		return;
 	}
 	SwitchoverHandleHandoverReply(peer->name, strcmp(PQgetvalue(res, 0, 0), "t") == 0,

@@ -75,6 +75,17 @@ typedef enum PgClusterSyncMode
 	PGC_SYNC_STRICT
 } PgClusterSyncMode;
 
+/*
+ * pg_cluster.debug_handover_fault: a fault the target injects into its
+ * answer to a handover it accepted, for the tests of protocol.md §8.
+ */
+typedef enum PgClusterHandoverFault
+{
+	PGC_HANDOVER_FAULT_NONE = 0,
+	PGC_HANDOVER_FAULT_DELAY,	/* answer late, before deciding anything */
+	PGC_HANDOVER_FAULT_ERROR	/* accept, then answer with an error */
+} PgClusterHandoverFault;
+
 /* pg_cluster.node_role */
 typedef enum PgClusterNodeKind
 {
@@ -202,6 +213,23 @@ typedef struct PgClusterDurableState
 	uint64		sync_version;
 	bool		sync_restricted;
 	char		sync_eligible[PGC_NAME_LIST_LEN];	/* comma-separated names */
+
+	/*
+	 * A leader that asks a target to take over its term records that term
+	 * here first (switchover.c, protocol.md §8): after a restart it must
+	 * not resume a term that the target may already lead.  Reset to 0 only
+	 * when the target refused explicitly (or was never asked).
+	 */
+	uint64		handed_over_term;
+
+	/*
+	 * The highest WAL position a leader reported to this node (rule V5).
+	 * Kept on disk by witnesses only, which have no WAL of their own to
+	 * compare candidates with (protocol.md §3.2); data nodes keep it in
+	 * shared memory (leader_timeline, leader_lsn).
+	 */
+	TimeLineID	heard_leader_timeline;
+	XLogRecPtr	heard_leader_lsn;
 } PgClusterDurableState;
 
 /*
@@ -329,6 +357,7 @@ extern int	PgClusterPriority;
 extern int	PgClusterMaxLagOnFailover;
 extern char *PgClusterOnRoleChangeCommand;
 extern int	PgClusterSynchronousMode;
+extern int	PgClusterDebugHandoverFault;
 extern const PgClusterPeerList *PgClusterPeers;
 extern void PgClusterDefineGucs(void);
 extern bool PgClusterIsConfigured(void);
@@ -376,6 +405,26 @@ extern bool PgClusterAdoptSyncRecord(uint64 version, bool restricted,
 									 const char *eligible, const char *from);
 extern bool PgClusterNameInList(const char *list, const char *name);
 extern void PgClusterDurableSnapshot(PgClusterDurableState *copy);
+extern void PgClusterSetHandedOverTerm(uint64 term);
+extern void PgClusterRaiseLeaderProgressLocked(TimeLineID timeline, XLogRecPtr lsn);
+extern void PgClusterPersistLeaderProgress(void);
+extern void PgClusterStepDown(void);
+
+/*
+ * PgClusterCompareProgress orders WAL positions by timeline, then LSN (a
+ * higher timeline has seen a promotion the other has not): negative, zero
+ * or positive as a is behind, equal to or ahead of b.
+ */
+static inline int
+PgClusterCompareProgress(TimeLineID tli_a, XLogRecPtr lsn_a,
+						 TimeLineID tli_b, XLogRecPtr lsn_b)
+{
+	if (tli_a != tli_b)
+		return tli_a < tli_b ? -1 : 1;
+	if (lsn_a != lsn_b)
+		return lsn_a < lsn_b ? -1 : 1;
+	return 0;
+}
 
 /* election.c: the voter's rules (docs/protocol.md §3.2) */
 typedef struct PgClusterVoteRequest

@@ -253,8 +253,7 @@ pg_cluster_heartbeat(PG_FUNCTION_ARGS)
 			ack = true;
 			strlcpy(PgClusterShmem->leader, sender, PGC_NAME_LEN);
 			PgClusterShmem->last_leader_contact = now;
-			PgClusterShmem->leader_timeline = theirs.timeline;
-			PgClusterShmem->leader_lsn = theirs.lsn;
+			PgClusterRaiseLeaderProgressLocked(theirs.timeline, theirs.lsn);
 		}
 		/* the sender's state and priority come only with its replies */
 		theirs.priority = entry->view.priority;
@@ -267,6 +266,9 @@ pg_cluster_heartbeat(PG_FUNCTION_ARGS)
 	}
 	LWLockRelease(PgClusterShmem->lock);
 	LWLockRelease(PgClusterShmem->durable_lock);
+	/* on a witness, on disk before the acknowledgement goes out */
+	if (ack)
+		PgClusterPersistLeaderProgress();
 
 	PgClusterLocalView(&ours);
 	memset(nulls, 0, sizeof(nulls));

@@ -35,7 +35,7 @@
 #define STATE_FILE_NAME			"pg_cluster.state"
 #define STATE_FILE_TEMP_NAME	"pg_cluster.state.tmp"
 #define STATE_FILE_MAGIC		0x50474353	/* "PGCS" */
-#define STATE_FILE_VERSION		2
+#define STATE_FILE_VERSION		3
 
 /* On-disk layout; the CRC covers everything before it. */
 typedef struct StateFileContents
@@ -52,6 +52,9 @@ typedef struct StateFileContents
 	uint32		sync_restricted;
 	uint64		sync_version;
 	char		sync_eligible[PGC_NAME_LIST_LEN];
+	uint64		handed_over_term;
+	uint64		heard_leader_lsn;
+	uint32		heard_leader_timeline;
 	pg_crc32c	crc;
 } StateFileContents;
 
@@ -147,6 +150,9 @@ PgClusterReadStateFile(PgClusterDurableState *state, char *errbuf, size_t errlen
 	state->sync_version = contents.sync_version;
 	state->sync_restricted = contents.sync_restricted != 0;
 	strlcpy(state->sync_eligible, contents.sync_eligible, PGC_NAME_LIST_LEN);
+	state->handed_over_term = contents.handed_over_term;
+	state->heard_leader_timeline = contents.heard_leader_timeline;
+	state->heard_leader_lsn = contents.heard_leader_lsn;
 	return PGC_STATE_FILE_OK;
 }
 
@@ -174,6 +180,9 @@ PgClusterWriteStateFile(const PgClusterDurableState *state)
 	contents.sync_version = state->sync_version;
 	contents.sync_restricted = state->sync_restricted ? 1 : 0;
 	strlcpy(contents.sync_eligible, state->sync_eligible, PGC_NAME_LIST_LEN);
+	contents.handed_over_term = state->handed_over_term;
+	contents.heard_leader_timeline = state->heard_leader_timeline;
+	contents.heard_leader_lsn = state->heard_leader_lsn;
 	contents.crc = StateFileCrc(&contents);
 
 	fd = OpenTransientFile(STATE_FILE_TEMP_NAME,

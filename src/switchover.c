@@ -390,6 +390,11 @@ LeaderSwitchover(const char *requested, int timeout_ms, char *target, uint64 *te
 		 */
 		handover_lsn = GetXLogInsertRecPtr();
 		XLogFlush(handover_lsn);
+		/*
+		 * On disk before the request can go out: should this server restart
+		 * now, it must not resume the term the target may already lead.
+		 */
+		PgClusterSetHandedOverTerm(*term);
 		/* recorded first: the worker's events about the answer follow it */
 		PgClusterRecordEvent("switchover_handover", target,
 							 "commits held; every acknowledged commit is below %X/%X; asking \"%s\" to take over",
@@ -735,9 +740,17 @@ static uint64 demote_prepared_id = 0;
 static uint64 shutdown_sent_id = 0;
 static TimestampTz demoting_since = 0;
 
+/*
+ * FinishFailed ends switchover "id" with "error".  A leader that stepped
+ * down keeps its term marked as handed over; otherwise the target refused
+ * or was never asked, and the term is ours again: unmarked on disk before
+ * the held commits go on.
+ */
 static void
-FinishFailed(uint64 id, const char *error)
+FinishFailed(uint64 id, const char *error, bool stepped_down)
 {
+	if (!stepped_down)
+		PgClusterSetHandedOverTerm(0);
 	LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
 	if (PgClusterShmem->switchover.id == id)
 	{
@@ -753,25 +766,9 @@ FinishFailed(uint64 id, const char *error)
 }
 
 /*
- * StepDown gives up leadership without a new term: the lease ends now and
- * the voters elect a leader once they miss this one (an unclear handover:
- * the target may be standing with our blessing).
- */
-static void
-StepDown(void)
-{
-	LWLockAcquire(PgClusterShmem->durable_lock, LW_SHARED);
-	LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
-	PgClusterShmem->is_leader = false;
-	PgClusterShmem->leader[0] = '\0';
-	LWLockRelease(PgClusterShmem->lock);
-	pg_atomic_write_u64(&PgClusterShmem->commit_allowed_until, 0);
-	LWLockRelease(PgClusterShmem->durable_lock);
-}
-
-/*
  * SwitchoverHandleHandoverReply takes the target's answer (from peer.c).
- * "unclear": the request went out but its answer was lost.
+ * "unclear": the request went out but no row answered it (lost, or an
+ * error): the target may have accepted.
  */
 void
 SwitchoverHandleHandoverReply(const char *peer, bool accepted, bool unclear,
@@ -797,14 +794,14 @@ SwitchoverHandleHandoverReply(const char *peer, bool accepted, bool unclear,
 	}
 	if (unclear)
 	{
-		StepDown();
+		PgClusterStepDown();
 		snprintf(error, sizeof(error),
-				 "no answer from \"%s\" (%s); this node stepped down and an election follows",
+				 "no clear answer from \"%s\" (%s); this node stepped down and an election follows",
 				 peer, reason);
 	}
 	else
 		snprintf(error, sizeof(error), "\"%s\" refused: %s", peer, reason);
-	FinishFailed(sw.id, error);
+	FinishFailed(sw.id, error, unclear);
 }
 
 /* RequesterHasAnswer: the waiting session got its answer, or is gone. */
@@ -840,12 +837,13 @@ SwitchoverTick(TimestampTz now)
 			req.timeout_ms = (int) Max((sw.deadline - now) / 1000, 1);
 			handover_sent_id = sw.id;
 			if (!PeerConnectionsRequestHandover(sw.target, &req))
-				FinishFailed(sw.id, "no connection to the target");
+				FinishFailed(sw.id, "no connection to the target", false);
 		}
 		else if (now >= sw.deadline)
 		{
-			StepDown();
-			FinishFailed(sw.id, "the target did not answer before the deadline; this node stepped down");
+			PgClusterStepDown();
+			FinishFailed(sw.id, "the target did not answer before the deadline; this node stepped down",
+						 true);
 		}
 		return;
 	}
@@ -898,8 +896,9 @@ SwitchoverWorkerStart(void)
 	LWLockRelease(PgClusterShmem->lock);
 	if (sw.phase == PGC_SWITCHOVER_HANDING_OVER)
 	{
-		StepDown();
-		FinishFailed(sw.id, "the worker restarted during the handover; this node stepped down");
+		PgClusterStepDown();
+		FinishFailed(sw.id, "the worker restarted during the handover; this node stepped down",
+					 true);
 	}
 	else if (sw.phase == PGC_SWITCHOVER_DEMOTING)
 		demoting_since = GetCurrentTimestamp();

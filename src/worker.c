@@ -469,6 +469,7 @@ WaitForWork(TimestampTz deadline)
 /*
  * ResumeLeadership lets a primary that won the current term before a
  * restart claim it again; it gets no lease until a majority acknowledges.
+ * A term it was handing over is not resumed: the target may lead it.
  * A clone made by pg_basebackup carries the file but not the name.
  */
 static void
@@ -483,6 +484,13 @@ ResumeLeadership(void)
 	if (durable.term == 0 || durable.leader_term != durable.term ||
 		strcmp(durable.leader_name, PgClusterNodeName) != 0)
 		return;
+	if (durable.handed_over_term == durable.term)
+	{
+		PgClusterRecordEvent("leadership_not_resumed", NULL,
+							 "term " UINT64_FORMAT " was being handed over when this server stopped; an election decides",
+							 durable.term);
+		return;
+	}
 
 	LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
 	PgClusterShmem->is_leader = true;

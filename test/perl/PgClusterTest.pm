@@ -142,7 +142,8 @@ sub wait_for_leader
 # wait_for waits until $condition (a boolean SQL expression or query) holds
 # on $node and returns the time it first held.  Dies at the deadline.  A
 # node that is down or restarting (pg_cluster_ctl restarts demoted nodes)
-# is waited for too.
+# is waited for too, and so is a standby that cancels the wait because of
+# a conflict with recovery (a writer runs on the primary).
 sub wait_for
 {
 	my ($node, $condition, $timeout) = @_;
@@ -161,7 +162,7 @@ sub wait_for
 		return $out if $ret == 0;
 		die "wait_for on " . $node->name . " failed: $err"
 		  if time > $deadline
-		  || $err !~ /connection to server|could not connect|No such file|Connection refused|reset by peer|shutting down|starting up|terminating connection|server closed the connection|not yet accepting|Broken pipe/;
+		  || $err !~ /connection to server|could not connect|No such file|Connection refused|reset by peer|shutting down|starting up|terminating connection|server closed the connection|not yet accepting|Broken pipe|conflict with recovery/;
 		select(undef, undef, undef, 0.05);
 	}
 }

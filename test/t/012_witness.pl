@@ -1,6 +1,6 @@
 # Two data nodes and a witness: the witness votes a standby into office when
 # the primary dies, and refuses a stale standby (it remembers how far the
-# leader's WAL went).
+# leader's WAL went, also across its own restart).
 use strict;
 use warnings;
 
@@ -63,5 +63,14 @@ wait_for($n1b, "SELECT count(*) > 0 FROM pg_cluster.events WHERE kind = 'electio
 like(sql($n1b, "SELECT string_agg(detail, ' ') FROM pg_cluster.events WHERE kind = 'vote_refused'"),
 	qr/behind the leader's last/, 'the witness refuses the stale standby');
 is(sql($n1b, "SELECT pg_is_in_recovery()"), 't', 'the stale standby is not promoted');
+
+# the witness restarts: it must not forget how far the leader got (kept in
+# its pg_cluster.state), so it still refuses
+$w1->restart;
+my $since = sql($n1b, "SELECT now()");
+wait_for($n1b, "SELECT count(*) > 0 FROM pg_cluster.events WHERE kind = 'vote_refused'"
+	  . " AND detail LIKE '%from \"w1\"%behind the leader''s last%' AND event_time > '$since'");
+pass('after its restart the witness still refuses the stale standby');
+is(sql($n1b, "SELECT pg_is_in_recovery()"), 't', 'which is still not promoted');
 
 done_testing();
