@@ -50,6 +50,13 @@ tapcheck:
 		PG_REGRESS='$(top_builddir)/src/test/regress/pg_regress' \
 		$(PROVE) $(PG_PROVE_FLAGS) -I $(srcdir)/test/perl $(PROVE_FLAGS) $(if $(PROVE_TESTS),$(PROVE_TESTS),test/t/*.pl)
 
+# The fault-injection suite (root; network namespaces): a seeded random
+# schedule of DURATION seconds after one fault of each type.
+# make faults DURATION=3600 [SEED=n]
+.PHONY: faults
+faults:
+	perl $(srcdir)/test/faults/run.pl --duration $(or $(DURATION),120) $(if $(SEED),--seed $(SEED))
+
 # PGXS does not track header dependencies of out-of-tree modules.
 $(OBJS): src/pg_cluster.h src/worker.h
 

@@ -14,9 +14,12 @@ pgc_as_root() {
 # pgc_install_packages installs the Debian packages that build and test need.
 pgc_install_packages() {
 	# libkrb5-dev: the server headers for client authentication include
-	# gssapi.h, which postgresql-server-dev does not pull in
+	# gssapi.h, which postgresql-server-dev does not pull in;
+	# libnetfilter-queue-dev: the fault suite's packet delay (test/faults,
+	# this kernel has no netem)
 	local pkgs="build-essential postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR
-		libpq-dev libkrb5-dev libipc-run-perl spin iproute2 iptables util-linux procps"
+		libpq-dev libkrb5-dev libipc-run-perl spin iproute2 iptables util-linux procps
+		libnetfilter-queue-dev"
 	local missing=""
 	for p in $pkgs; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

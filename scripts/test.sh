@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need, builds and installs pg_cluster, and runs
-# every test: pg_regress (one node), the TAP suites (several nodes) and
-# the protocol model checks.
+# every test: pg_regress (one node), the TAP suites (several nodes), the
+# protocol model checks and the fault-injection suite (network namespaces;
+# root only, skipped otherwise).
 #
 # Usage: scripts/test.sh [--no-deps] [TAP test files...]
 #
@@ -63,12 +64,19 @@ if [ -z "$tap_tests" ] && [ -f "$here/model/check.sh" ]; then
 	record $rc
 fi
 
+if [ -z "$tap_tests" ]; then
+	echo "=== Faults: partitions, hangs and crashes in network namespaces (short schedule)"
+	rc=0
+	perl "$here/test/faults/run.pl" --duration "${FAULTS_DURATION:-120}" ${FAULTS_SEED:+--seed "$FAULTS_SEED"} || rc=$?
+	record $rc
+fi
+
 status=$failed
 if [ $status = 0 ]; then
 	echo "All pg_cluster tests passed."
 else
 	echo "Some pg_cluster tests FAILED."
 fi
-# last, one line a CI runner can read: the suites above (pg_regress, TAP, model)
+# last, one line a CI runner can read: the suites above (pg_regress, TAP, model, faults)
 echo "suites: $passed passed, $failed failed"
 exit $status

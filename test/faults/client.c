@@ -1,0 +1,238 @@
+/*-------------------------------------------------------------------------
+ *
+ * client.c
+ *		A client of the fault suite: writes unique ids through its own
+ *		connection string and logs every attempt, so that the checker can
+ *		tell which commits were acknowledged, by which node, in which term.
+ *
+ * Usage: client CLIENT_NO URI INTERVAL_MS LOG
+ *
+ * Every INTERVAL_MS it makes sure it has a connection (PQconnectdb: with a
+ * multi-host URI and target_session_attrs=read-write libpq finds the
+ * writable node; connect_timeout bounds each host), then runs
+ *
+ *	INSERT INTO ledger (id, client, node, term)
+ *		SELECT $1, $2, current_setting('cluster_name'), term FROM pg_cluster.status
+ *		RETURNING node, term
+ *
+ * with ids CLIENT_NO * 10^9 + 1, + 2, ...  The answer is awaited at most
+ * ANSWER_TIMEOUT_S (a partitioned or frozen server never answers); then
+ * the outcome is unknown and the connection is dropped.  One line per
+ * attempt, flushed at once (times: CLOCK_REALTIME seconds, shared by every
+ * namespace of the machine):
+ *
+ *	ok      ID SENT ACKED NODE TERM
+ *	fail    ID SENT DONE SQLSTATE MESSAGE     (ID 0: no connection)
+ *	unknown ID SENT DONE
+ *
+ * Ends on SIGTERM.
+ *
+ * Copyright (c) 2026, pg_cluster developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "libpq-fe.h"
+
+#define ANSWER_TIMEOUT_S 3.0
+
+static volatile sig_atomic_t stop_requested = 0;
+
+static void
+handle_stop(int sig)
+{
+	stop_requested = 1;
+}
+
+static double
+wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* OneLine: the message on one line */
+static const char *
+OneLine(const char *msg)
+{
+	static char buf[512];
+	size_t		j = 0;
+
+	for (size_t i = 0; msg != NULL && msg[i] != '\0' && j < sizeof(buf) - 1; i++)
+		buf[j++] = (msg[i] == '\n' || msg[i] == '\t' || msg[i] == '\r') ? ' ' : msg[i];
+	while (j > 0 && buf[j - 1] == ' ')
+		j--;
+	buf[j] = '\0';
+	return j > 0 ? buf : "(no message)";
+}
+
+/*
+ * AwaitResult waits until the whole answer is in, or the deadline passes
+ * (then returns NULL with *timed_out set).  Returns the first result.
+ */
+static PGresult *
+AwaitResult(PGconn *conn, double deadline, int *timed_out)
+{
+	PGresult   *first = NULL;
+	PGresult   *res;
+
+	*timed_out = 0;
+	for (;;)
+	{
+		while (!PQisBusy(conn))
+		{
+			res = PQgetResult(conn);
+			if (res == NULL)
+				return first;
+			if (first == NULL)
+				first = res;
+			else
+				PQclear(res);
+		}
+		{
+			double		left = deadline - mono_now();
+			struct pollfd pfd = {.fd = PQsocket(conn),.events = POLLIN};
+			int			rc;
+
+			if (left <= 0 || stop_requested)
+			{
+				*timed_out = 1;
+				PQclear(first);
+				return NULL;
+			}
+			rc = poll(&pfd, 1, (int) (left * 1000) + 1);
+			if (rc < 0 && errno != EINTR)
+			{
+				*timed_out = 1;
+				PQclear(first);
+				return NULL;
+			}
+			if (rc > 0 && !PQconsumeInput(conn))
+				return first ? first : PQgetResult(conn);
+		}
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	long		client_no;
+	const char *uri;
+	double		interval;
+	FILE	   *log;
+	PGconn	   *conn = NULL;
+	long		seq = 0;
+	double		next;
+
+	if (argc != 5)
+	{
+		fprintf(stderr, "usage: %s CLIENT_NO URI INTERVAL_MS LOG\n", argv[0]);
+		return 2;
+	}
+	client_no = atol(argv[1]);
+	uri = argv[2];
+	interval = atof(argv[3]) / 1000.0;
+	log = fopen(argv[4], "a");
+	if (client_no <= 0 || interval <= 0 || log == NULL)
+	{
+		fprintf(stderr, "%s: bad arguments or cannot open %s\n", argv[0], argv[4]);
+		return 2;
+	}
+	signal(SIGTERM, handle_stop);
+	signal(SIGINT, handle_stop);
+	signal(SIGPIPE, SIG_IGN);
+
+	next = mono_now();
+	while (!stop_requested)
+	{
+		double		sent = wall_now();
+
+		if (conn == NULL)
+		{
+			conn = PQconnectdb(uri);
+			if (PQstatus(conn) != CONNECTION_OK)
+			{
+				fprintf(log, "fail 0 %.6f %.6f - %s\n", sent, wall_now(),
+						OneLine(PQerrorMessage(conn)));
+				fflush(log);
+				PQfinish(conn);
+				conn = NULL;
+			}
+		}
+		if (conn != NULL && !stop_requested)
+		{
+			char		idbuf[32];
+			char		clientbuf[32];
+			const char *params[2] = {idbuf, clientbuf};
+			long		id = client_no * 1000000000L + (++seq);
+			PGresult   *res = NULL;
+			int			timed_out = 0;
+
+			snprintf(idbuf, sizeof(idbuf), "%ld", id);
+			snprintf(clientbuf, sizeof(clientbuf), "%ld", client_no);
+			sent = wall_now();
+			if (PQsendQueryParams(conn,
+								  "INSERT INTO ledger (id, client, node, term) "
+								  "SELECT $1, $2, current_setting('cluster_name'), term "
+								  "FROM pg_cluster.status RETURNING node, term",
+								  2, NULL, params, NULL, NULL, 0))
+				res = AwaitResult(conn, mono_now() + ANSWER_TIMEOUT_S, &timed_out);
+			if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+				fprintf(log, "ok %ld %.6f %.6f %s %s\n", id, sent, wall_now(),
+						PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+			else if (timed_out)
+				fprintf(log, "unknown %ld %.6f %.6f\n", id, sent, wall_now());
+			else
+			{
+				const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+				fprintf(log, "fail %ld %.6f %.6f %s %s\n", id, sent, wall_now(),
+						state ? state : "-",
+						OneLine(res ? PQresultErrorMessage(res) : PQerrorMessage(conn)));
+			}
+			fflush(log);
+			if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK)
+			{
+				PQfinish(conn);
+				conn = NULL;
+			}
+			PQclear(res);
+		}
+
+		/* the next tick; ticks missed while waiting are skipped */
+		next += interval;
+		if (next < mono_now())
+			next = mono_now();
+		if (!stop_requested && mono_now() < next)
+		{
+			double		wait = next - mono_now();
+			struct timespec ts;
+
+			ts.tv_sec = (time_t) wait;
+			ts.tv_nsec = (long) ((wait - ts.tv_sec) * 1e9);
+			nanosleep(&ts, NULL);	/* a signal ends it early: fine */
+		}
+	}
+	if (conn != NULL)
+		PQfinish(conn);
+	fclose(log);
+	return 0;
+}
