@@ -485,6 +485,7 @@ sub stop_clients
 # ----------------------------------------------------------------------
 my $current_leader;
 my %injected;       # fault type => count
+my %converge_s;     # fault type => [seconds to converge after the heal]
 
 sub pick { return $_[ int(rand(scalar @_)) ]; }
 sub standbys { return grep { $_ ne $current_leader } @data; }
@@ -741,6 +742,7 @@ eval {
 		say_log("fault $n ($type): $what; healed");
 		my ($leader, $term, $took) = converge("fault $n ($type)");
 		last unless $leader;
+		push @{ $converge_s{$type} }, $took;
 		if ($leader_must_stay && defined $term_before && ($leader ne $leader_before || $term ne $term_before))
 		{
 			$failure //= "I4: fault $n ($what) touched no leader, yet the leader changed from"
@@ -759,6 +761,12 @@ eval {
 	$failure //= check_i2($acked, $current_leader) unless $failure;
 	say_log("faults injected: " . join(', ', map { "$_ $injected{$_}" } sort keys %injected)
 		  . sprintf(" (%d in all, seed %d, %.0f s)", $n, $opt{seed}, time - $started_at));
+	foreach my $type (sort keys %converge_s)
+	{
+		my @t = sort { $a <=> $b } @{ $converge_s{$type} };
+		say_log(sprintf("converged after %-18s n=%-3d median %.1f s, max %.1f s",
+			$type, scalar @t, $t[$#t / 2], $t[-1]));
+	}
 	$exit = $failure ? 1 : 0;
 	1;
 } or do {
