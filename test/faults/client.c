@@ -84,28 +84,55 @@ OneLine(const char *msg)
 	return j > 0 ? buf : "(no message)";
 }
 
-/*
- * AwaitResult waits until the whole answer is in, or the deadline passes
- * (then returns NULL with *timed_out set).  Returns the first result.
- */
-static PGresult *
-AwaitResult(PGconn *conn, double deadline, int *timed_out)
+/* What became of one INSERT, as far as this client can tell. */
+typedef enum Outcome
 {
-	PGresult   *first = NULL;
+	OUTCOME_ACKNOWLEDGED,		/* rows, then ReadyForQuery, no error */
+	OUTCOME_FAILED,				/* the server reported an error, connection up */
+	OUTCOME_UNKNOWN				/* no complete answer: timeout or connection lost */
+} Outcome;
+
+/*
+ * AwaitOutcome waits until the server has answered the whole query
+ * (PQgetResult returns NULL once ReadyForQuery arrived) or the deadline
+ * passes.  PQsendQueryParams uses the extended protocol, where the commit
+ * of the implicit transaction happens at Sync, after the rows and
+ * CommandComplete were sent: a commit that the fence refuses, or a session
+ * that the server ends instead of acknowledging, comes after a successful
+ * result.  So only a query whose every result succeeded and whose answer
+ * ended with ReadyForQuery counts as acknowledged.  *rows gets the result
+ * with the rows (acknowledged) or the first error (failed), else NULL.
+ */
+static Outcome
+AwaitOutcome(PGconn *conn, double deadline, PGresult **rows)
+{
+	PGresult   *error = NULL;
 	PGresult   *res;
 
-	*timed_out = 0;
+	*rows = NULL;
 	for (;;)
 	{
-		while (!PQisBusy(conn))
+		while (!PQisBusy(conn) && (res = PQgetResult(conn)) != NULL)
 		{
-			res = PQgetResult(conn);
-			if (res == NULL)
-				return first;
-			if (first == NULL)
-				first = res;
+			if (PQresultStatus(res) == PGRES_TUPLES_OK && *rows == NULL)
+				*rows = res;
+			else if (PQresultStatus(res) != PGRES_TUPLES_OK && error == NULL)
+				error = res;
 			else
 				PQclear(res);
+		}
+		if (PQstatus(conn) != CONNECTION_OK)
+			break;
+		if (!PQisBusy(conn))
+		{
+			/* ReadyForQuery arrived */
+			if (error != NULL)
+			{
+				PQclear(*rows);
+				*rows = error;
+				return OUTCOME_FAILED;
+			}
+			return *rows != NULL ? OUTCOME_ACKNOWLEDGED : OUTCOME_UNKNOWN;
 		}
 		{
 			double		left = deadline - mono_now();
@@ -113,22 +140,23 @@ AwaitResult(PGconn *conn, double deadline, int *timed_out)
 			int			rc;
 
 			if (left <= 0 || stop_requested)
-			{
-				*timed_out = 1;
-				PQclear(first);
-				return NULL;
-			}
+				break;
 			rc = poll(&pfd, 1, (int) (left * 1000) + 1);
 			if (rc < 0 && errno != EINTR)
-			{
-				*timed_out = 1;
-				PQclear(first);
-				return NULL;
-			}
+				break;
 			if (rc > 0 && !PQconsumeInput(conn))
-				return first ? first : PQgetResult(conn);
+				break;
 		}
 	}
+
+	/*
+	 * No ReadyForQuery: the commit may or may not have happened (a lost
+	 * connection is what the fence gives instead of an acknowledgement).
+	 */
+	PQclear(*rows);
+	PQclear(error);
+	*rows = NULL;
+	return OUTCOME_UNKNOWN;
 }
 
 int
@@ -184,7 +212,7 @@ main(int argc, char **argv)
 			const char *params[2] = {idbuf, clientbuf};
 			long		id = client_no * 1000000000L + (++seq);
 			PGresult   *res = NULL;
-			int			timed_out = 0;
+			Outcome		outcome = OUTCOME_UNKNOWN;
 
 			snprintf(idbuf, sizeof(idbuf), "%ld", id);
 			snprintf(clientbuf, sizeof(clientbuf), "%ld", client_no);
@@ -194,22 +222,21 @@ main(int argc, char **argv)
 								  "SELECT $1, $2, current_setting('cluster_name'), term "
 								  "FROM pg_cluster.status RETURNING node, term",
 								  2, NULL, params, NULL, NULL, 0))
-				res = AwaitResult(conn, mono_now() + ANSWER_TIMEOUT_S, &timed_out);
-			if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+				outcome = AwaitOutcome(conn, mono_now() + ANSWER_TIMEOUT_S, &res);
+			if (outcome == OUTCOME_ACKNOWLEDGED && PQntuples(res) == 1)
 				fprintf(log, "ok %ld %.6f %.6f %s %s\n", id, sent, wall_now(),
 						PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
-			else if (timed_out)
-				fprintf(log, "unknown %ld %.6f %.6f\n", id, sent, wall_now());
-			else
+			else if (outcome == OUTCOME_FAILED)
 			{
-				const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+				const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
 				fprintf(log, "fail %ld %.6f %.6f %s %s\n", id, sent, wall_now(),
-						state ? state : "-",
-						OneLine(res ? PQresultErrorMessage(res) : PQerrorMessage(conn)));
+						state ? state : "-", OneLine(PQresultErrorMessage(res)));
 			}
+			else
+				fprintf(log, "unknown %ld %.6f %.6f\n", id, sent, wall_now());
 			fflush(log);
-			if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK)
+			if (outcome != OUTCOME_ACKNOWLEDGED)
 			{
 				PQfinish(conn);
 				conn = NULL;
