@@ -26,6 +26,10 @@
 #   overhead    bench/overhead.sh: idle 3-node cluster, worker CPU, memory,
 #               heartbeat traffic
 #   scale       bench/overhead.sh with 5 and 7 nodes
+#   faults      stability: test/faults/run.pl, the fault-injection suite in
+#               network namespaces (root), a seeded random schedule of
+#               FAULTS_DURATION seconds (default 3600; QUICK: 300), with
+#               the invariant checks; its summary goes into the report
 #
 # then makes the plots with gnuplot (timeline-failover.png,
 # timeline-switchover.png, rto.png, scale.png) and REPORT.md from the data
@@ -50,7 +54,8 @@
 # iproute2) with apt-get as root (through sudo otherwise).  Run as root (the
 # servers run as postgres) or as a normal user with sudo; pg_cluster and
 # pg_cluster_ctl must be installed (make install, or scripts/test.sh).
-# The full run takes about 35 minutes on 2 cores.
+# The full run takes about 35 minutes on 2 cores, plus the fault schedule
+# (60 minutes by default).
 
 set -euo pipefail
 bench_here=$(cd "$(dirname "$0")/.." && pwd)
@@ -59,7 +64,7 @@ here=$bench_here
 
 QUICK=${QUICK:-0}
 case $QUICK in 1 | yes | true) QUICK=1 ;; *) QUICK=0 ;; esac
-all_parts="failover timeouts quorum switchover syncrep overhead scale"
+all_parts="failover timeouts quorum switchover syncrep overhead scale faults"
 PARTS=${PARTS:-$all_parts}
 REPORT_ONLY=${REPORT_ONLY:-0}
 port_base=${PGC_BENCH_PORT:-55401}
@@ -200,7 +205,7 @@ part_failover() {
 	run_bench failover failover RUNS=$runs SETTINGS="100ms/1s 50ms/500ms" \
 		PGC_BENCH_PORT=$port_base PGC_BENCH_DIR=/tmp/pg_cluster-report-failover \
 		PGC_BENCH_ANOMALIES=$raw/anomalies RESULTS_FILE="$out/failover.md" \
-		SAMPLES_OUT="$data/failover.samples" TIMELINE_DIR="$work/timelines" -- failover.sh
+		SAMPLES_OUT="$data/failover.samples" TIMELINE_DIR="$work/timelines" -- failover.sh || return 1
 	run=$(median_run "$data/failover.samples" 100ms/1s 3)
 	rm -rf "$data/timeline-failover"
 	cp -r "$work/timelines/failover-s0-r$run" "$data/timeline-failover"
@@ -213,7 +218,7 @@ part_timeouts() {
 	run_bench timeouts failover-timeouts RUNS=$runs SETTINGS="200ms/2s 200ms/4s" AFTER_KILL=8 \
 		PGC_BENCH_PORT=$((port_base + 3)) PGC_BENCH_DIR=/tmp/pg_cluster-report-timeouts \
 		PGC_BENCH_ANOMALIES=$raw/anomalies RESULTS_FILE="$out/failover-timeouts.md" \
-		SAMPLES_OUT="$data/timeouts.samples" -- failover.sh
+		SAMPLES_OUT="$data/timeouts.samples" -- failover.sh || return 1
 }
 
 part_quorum() {
@@ -222,7 +227,7 @@ part_quorum() {
 	run_bench quorum failover-quorum RUNS=$runs SETTINGS="100ms/1s" SYNC_MODE=quorum \
 		PGC_BENCH_PORT=$((port_base + 6)) PGC_BENCH_DIR=/tmp/pg_cluster-report-quorum \
 		PGC_BENCH_ANOMALIES=$raw/anomalies RESULTS_FILE="$out/failover-quorum.md" \
-		SAMPLES_OUT="$data/quorum.samples" -- failover.sh
+		SAMPLES_OUT="$data/quorum.samples" -- failover.sh || return 1
 }
 
 part_switchover() {
@@ -230,7 +235,7 @@ part_switchover() {
 	[ "$QUICK" = 0 ] || { runs=3; rejoins=1; }
 	run_bench switchover switchover RUNS=$runs REJOIN_RUNS=$rejoins \
 		PGC_BENCH_PORT=$((port_base + 10)) PGC_BENCH_DIR=/tmp/pg_cluster-report-switchover \
-		RESULTS_FILE="$out/switchover.md" TIMELINE_DIR="$work/timelines" -- switchover.sh
+		RESULTS_FILE="$out/switchover.md" TIMELINE_DIR="$work/timelines" -- switchover.sh || return 1
 	# the run with the median window (column 4 of the per-run table)
 	run=$(awk -F ' *\\| *' '/^\| [0-9]+ \| n[0-9] → n[0-9] \|/ { print $4, $2 }' "$out/switchover.md" | sort -g |
 		awk '{ v[NR] = $2 } END { if (NR) print v[int((NR + 1) / 2)] }')
@@ -243,7 +248,7 @@ part_syncrep() {
 	local -a q=()
 	[ "$QUICK" = 0 ] || q=(CLIENTS="1 4" ROUNDS=1 RUN_SECONDS=3 SCALE=1)
 	run_bench syncrep syncrep "${q[@]}" PGC_BENCH_PORT=$((port_base + 30)) \
-		PGC_BENCH_DIR=/tmp/pg_cluster-report-syncrep RESULTS_FILE="$out/syncrep.md" -- syncrep.sh
+		PGC_BENCH_DIR=/tmp/pg_cluster-report-syncrep RESULTS_FILE="$out/syncrep.md" -- syncrep.sh || return 1
 }
 
 # overhead_run NODES: bench/overhead.sh on a NODES-node cluster.
@@ -254,16 +259,35 @@ overhead_run() {
 	run_bench "$([ "$1" = 3 ] && echo overhead || echo scale)" "overhead-$1" NODES="$1" \
 		DURATION=$duration RUNS=$runs WARMUP=10 \
 		PGC_BENCH_PORT=$((port_base + 20)) PGC_BENCH_DIR=/tmp/pg_cluster-report-overhead \
-		RESULTS_FILE="$out/$file" SAMPLES_OUT="$data/overhead-$1.samples" -- overhead.sh
+		RESULTS_FILE="$out/$file" SAMPLES_OUT="$data/overhead-$1.samples" -- overhead.sh || return 1
 }
 
 part_overhead() {
-	overhead_run 3
+	overhead_run 3 || return 1
 }
 
 part_scale() {
-	overhead_run 5
+	overhead_run 5 || return 1
 	overhead_run 7
+}
+
+# part_faults: the long fault schedule; its log in raw/faults.log, its
+# summary (seed, faults by type, convergence times, verdict) in
+# data/faults.txt.  FAULTS_SEED replays a schedule.
+part_faults() {
+	local duration=${FAULTS_DURATION:-3600} status=0
+	[ "$QUICK" = 0 ] || duration=${FAULTS_DURATION:-300}
+	say "faults: test/faults/run.pl --duration $duration${FAULTS_SEED:+ --seed $FAULTS_SEED}"
+	pgc_as_root perl "$bench_here/test/faults/run.pl" --duration "$duration" \
+		${FAULTS_SEED:+--seed "$FAULTS_SEED"} --dir /tmp/pg_cluster-report-faults >"$raw/faults.log" 2>&1 &
+	child=$!
+	wait "$child" || status=$?
+	child=""
+	grep -E '\] (faults: seed|clients:|outcomes:|faults injected:|converged after [a-z_]+ +n=|checked:|PASS|FAIL)' \
+		"$raw/faults.log" | sed 's/^\[ *[0-9.]*\] //' >"$data/faults.txt" || true
+	echo "exit $status" >>"$data/faults.txt"
+	sed 's/^/    /' "$data/faults.txt"
+	return "$status"
 }
 
 # ---------------------------------------------------------------- numbers
@@ -947,6 +971,9 @@ done)
 
 EOF
 		fi
+		if have faults.txt; then
+			faults_section
+		fi
 		cat <<EOF
 ## How to reproduce
 
@@ -970,6 +997,39 @@ above tell how quiet the machine was.
 EOF
 	} >"$out/REPORT.md.tmp"
 	mv "$out/REPORT.md.tmp" "$out/REPORT.md"
+}
+
+# faults_section: the stability part, from data/faults.txt.
+faults_section() {
+	local f=$data/faults.txt
+	cat <<EOF
+## Stability: the fault-injection suite
+
+\`test/faults/run.pl\` (see the README, "Fault suite"): five servers under
+\`pg_cluster_ctl\` (data nodes n1–n3, witnesses w1, w2) and two clients,
+each in its own network namespace, \`synchronous_mode = quorum\`, default
+timings (heartbeat 100 ms, failover_timeout 1 s); each client writes a
+unique id every 20 ms.  Every fault type once, then random faults until
+the duration is over; after each heal the cluster must converge (I5), a
+fault that touched no leader must leave it in place (I4), and at the end
+the clients' logs are checked for I1 and I2.
+
+- $(sed -n 's/^faults: //p' "$f" | head -n 1)
+- $(grep -E '^(PASS|FAIL)' "$f" | head -n 1)
+- $(grep '^clients:' "$f" | head -n 1)
+- $(grep '^outcomes:' "$f" | head -n 1)
+- $(grep '^checked:' "$f" | head -n 1)
+- $(grep '^faults injected:' "$f" | head -n 1)
+
+| fault type | injected | converged after the heal, median | max |
+|---|---:|---:|---:|
+$(awk '/^converged after [a-z_]+ +n=/ { n = $4; sub(/^n=/, "", n); med = $6; mx = $9; sub(/,$/, "", med)
+	printf "| %s | %s | %s s | %s s |\n", $3, n, med, mx }' "$f")
+
+Raw log of the run: \`raw/faults.log\` (not committed; the server, client
+and harness logs of a failing run stay in /tmp/pg_cluster-report-faults).
+
+EOF
 }
 
 # failover_settings: the settings of the failover samples, by timeout.

@@ -614,6 +614,8 @@ my @fault_types = sort keys %faults;
 # ----------------------------------------------------------------------
 # the checker
 # ----------------------------------------------------------------------
+my %outcomes;    # attempts by outcome: ok, fail, unknown, no_connection
+
 sub read_client_logs
 {
 	my (@acked, $attempts);
@@ -624,6 +626,7 @@ sub read_client_logs
 		{
 			my @f = split ' ', $l;
 			$attempts++;
+			$outcomes{ $f[1] eq '0' ? 'no_connection' : $f[0] }++;
 			next unless $f[0] eq 'ok' && @f >= 6;
 			push @acked, { id => $f[1], sent => $f[2], acked => $f[3], node => $f[4], term => $f[5] };
 		}
@@ -756,9 +759,15 @@ eval {
 	%client_pid = ();
 	my ($acked, $attempts) = read_client_logs();
 	say_log(sprintf("clients: %d attempts, %d acknowledged", $attempts, scalar @$acked));
+	say_log("outcomes: " . join(', ', map { "$_ " . ($outcomes{$_} // 0) } qw(ok fail unknown no_connection))
+		  . " (fail: refused with an error; unknown: no complete answer)");
 	$failure //= "no acknowledged write at all" unless @$acked;
 	$failure //= check_i1($acked);
 	$failure //= check_i2($acked, $current_leader) unless $failure;
+	my %terms = map { $_->{term} => 1 } @$acked;
+	say_log(sprintf("checked: I1 over %d acknowledged commits in %d terms, I2 over %d ids on the final primary %s%s",
+		scalar @$acked, scalar keys %terms, scalar @$acked, $current_leader // '?',
+		$failure ? " (violation: see FAIL)" : ", no violation"));
 	say_log("faults injected: " . join(', ', map { "$_ $injected{$_}" } sort keys %injected)
 		  . sprintf(" (%d in all, seed %d, %.0f s)", $n, $opt{seed}, time - $started_at));
 	foreach my $type (sort keys %converge_s)
