@@ -31,52 +31,7 @@
 
 #include "libpq-fe.h"
 
-static double
-wall_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double
-mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* one_line: the message on one line (newlines and tabs become spaces) */
-static const char *
-one_line(const char *msg)
-{
-	static char buf[1024];
-	size_t		i,
-				j = 0;
-	int			space = 0;
-
-	for (i = 0; msg != NULL && msg[i] != '\0' && j < sizeof(buf) - 1; i++)
-	{
-		char		c = msg[i];
-
-		if (c == '\n' || c == '\t' || c == '\r' || c == ' ')
-		{
-			if (!space && j > 0)
-				buf[j++] = ' ';
-			space = 1;
-			continue;
-		}
-		buf[j++] = c;
-		space = 0;
-	}
-	while (j > 0 && buf[j - 1] == ' ')
-		j--;
-	buf[j] = '\0';
-	return j > 0 ? buf : "(no message)";
-}
+#include "client_util.h"
 
 int
 main(int argc, char **argv)

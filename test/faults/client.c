@@ -41,6 +41,8 @@
 
 #include "libpq-fe.h"
 
+#include "../../bench/client_util.h"
+
 #define ANSWER_TIMEOUT_S 3.0
 
 static volatile sig_atomic_t stop_requested = 0;
@@ -49,39 +51,6 @@ static void
 handle_stop(int sig)
 {
 	stop_requested = 1;
-}
-
-static double
-wall_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double
-mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* OneLine: the message on one line */
-static const char *
-OneLine(const char *msg)
-{
-	static char buf[512];
-	size_t		j = 0;
-
-	for (size_t i = 0; msg != NULL && msg[i] != '\0' && j < sizeof(buf) - 1; i++)
-		buf[j++] = (msg[i] == '\n' || msg[i] == '\t' || msg[i] == '\r') ? ' ' : msg[i];
-	while (j > 0 && buf[j - 1] == ' ')
-		j--;
-	buf[j] = '\0';
-	return j > 0 ? buf : "(no message)";
 }
 
 /* What became of one INSERT, as far as this client can tell. */
@@ -199,7 +168,7 @@ main(int argc, char **argv)
 			if (PQstatus(conn) != CONNECTION_OK)
 			{
 				fprintf(log, "fail 0 %.6f %.6f - %s\n", sent, wall_now(),
-						OneLine(PQerrorMessage(conn)));
+						one_line(PQerrorMessage(conn)));
 				fflush(log);
 				PQfinish(conn);
 				conn = NULL;
@@ -231,7 +200,7 @@ main(int argc, char **argv)
 				const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
 				fprintf(log, "fail %ld %.6f %.6f %s %s\n", id, sent, wall_now(),
-						state ? state : "-", OneLine(PQresultErrorMessage(res)));
+						state ? state : "-", one_line(PQresultErrorMessage(res)));
 			}
 			else
 				fprintf(log, "unknown %ld %.6f %.6f\n", id, sent, wall_now());

@@ -32,6 +32,8 @@
 #include <linux/netfilter.h>
 #include <libnetfilter_queue/libnetfilter_queue.h>
 
+#include "../../bench/client_util.h"
+
 #define MAX_HELD 65536
 
 typedef struct HeldPacket
@@ -48,15 +50,6 @@ static double loss;
 static volatile sig_atomic_t stop_requested = 0;
 static unsigned long passed = 0,
 			dropped = 0;
-
-static double
-mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void
 handle_stop(int sig)
