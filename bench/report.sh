@@ -123,24 +123,9 @@ trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- setup
 
-# ensure_packages: the Debian packages this needs, installed if missing
-# (apt-get update only then).
+# ensure_packages: the Debian packages this needs, installed if missing.
 ensure_packages() {
-	local p missing=""
-	for p in gnuplot-nox gcc libpq-dev iproute2; do
-		case $p in
-		gnuplot-nox) command -v gnuplot >/dev/null && continue ;;
-		gcc) command -v gcc >/dev/null && continue ;;
-		iproute2) command -v ss >/dev/null && continue ;;
-		*) dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" && continue ;;
-		esac
-		missing="$missing $p"
-	done
-	if [ -n "$missing" ]; then
-		say "installing:$missing"
-		pgc_as_root apt-get update -qq
-		pgc_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
-	fi
+	pgc_apt_install gnuplot-nox gcc libpq-dev iproute2
 }
 
 # ---------------------------------------------------------------- parts

@@ -11,17 +11,11 @@ pgc_as_root() {
 	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# pgc_install_packages installs the Debian packages that build and test need.
-pgc_install_packages() {
-	# libkrb5-dev: the server headers for client authentication include
-	# gssapi.h, which postgresql-server-dev does not pull in;
-	# libnetfilter-queue-dev: the fault suite's packet delay (test/faults,
-	# this kernel has no netem)
-	local pkgs="build-essential postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR
-		libpq-dev libkrb5-dev libipc-run-perl spin iproute2 iptables util-linux procps
-		libnetfilter-queue-dev"
-	local missing=""
-	for p in $pkgs; do
+# pgc_apt_install PKG...: installs those Debian packages that are missing
+# (apt-get update only then).
+pgc_apt_install() {
+	local p missing=""
+	for p in "$@"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
 			missing="$missing $p"
 	done
@@ -30,6 +24,17 @@ pgc_install_packages() {
 		pgc_as_root apt-get update -qq
 		pgc_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 	fi
+}
+
+# pgc_install_packages installs the Debian packages that build and test need.
+pgc_install_packages() {
+	# libkrb5-dev: the server headers for client authentication include
+	# gssapi.h, which postgresql-server-dev does not pull in;
+	# libnetfilter-queue-dev: the fault suite's packet delay (test/faults,
+	# this kernel has no netem)
+	pgc_apt_install build-essential "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" \
+		libpq-dev libkrb5-dev libipc-run-perl spin iproute2 iptables util-linux procps \
+		libnetfilter-queue-dev
 }
 
 # pgc_build_and_install builds with warnings as errors and installs.
