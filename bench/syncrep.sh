@@ -22,7 +22,10 @@
 # affects both sides alike; reported are the median TPS per cluster and the
 # median of the per-round ratios.  Written to bench/results/syncrep.md.
 #
-# Environment: CLIENTS (default "1 4 8"), ROUNDS (default 5), RUN_SECONDS
+# Before every run all four primaries checkpoint, so that no cluster's
+# checkpoint writes fall into another's measured window.
+#
+# Environment: CLIENTS (default "1 4 8"), ROUNDS (default 7), RUN_SECONDS
 # (default 10), SCALE (pgbench scale, default 10), PGC_BENCH_PORT (first
 # port, default 54361; the clusters use 12 ports from there),
 # PGC_BENCH_DIR (where the clusters go, default
@@ -38,7 +41,7 @@ bench_here=$(cd "$(dirname "$0")/.." && pwd)
 set -euo pipefail
 
 CLIENTS=${CLIENTS:-"1 4 8"}
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${ROUNDS:-7}
 SECONDS_PER_RUN=${RUN_SECONDS:-10}
 SCALE=${SCALE:-10}
 port_base=${PGC_BENCH_PORT:-54361}
@@ -126,6 +129,11 @@ for clients in $CLIENTS; do
 			order=(byhand quorum none off)
 		fi
 		for s in "${order[@]}"; do
+			# no cluster's checkpoint may fall into the measured window
+			for c in "${setups[@]}"; do
+				use_setup "$c"
+				node_value n1 "CHECKPOINT" >/dev/null
+			done
 			use_setup "$s"
 			tps=$(run_as_runner "$PG_BINDIR/pgbench" -n -N -c "$clients" -j "$clients" \
 				-T "$SECONDS_PER_RUN" -h "$cluster_dir" -p "$(node_port n1)" -U postgres postgres 2>&1 |
@@ -160,8 +168,9 @@ median() {
 Four 3-node clusters on loopback, up at once, benchmarked in turns:
 pgbench simple-update (\`-N\`), scale $SCALE, $SECONDS_PER_RUN s per run, $ROUNDS
 rounds per client count; the two sides of a comparison run back to back
-(alternating which first); TPS columns are medians, ratio columns the
-median of the per-round ratios.
+(alternating which first), every run after a checkpoint of all four
+primaries; TPS columns are medians, ratio columns the median of the
+per-round ratios.
 
 - **quorum**: pg_cluster, \`synchronous_mode = quorum\` (it manages
   \`synchronous_standby_names = 'ANY 1 ("n2", "n3")'\`)
