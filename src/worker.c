@@ -221,7 +221,7 @@ LoadDurableState(void)
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("pg_cluster: durable state is unusable: %s", errbuf),
 				 errdetail("This node takes no part in the cluster until the file is repaired: forgetting a vote could elect two leaders in one term."),
-				 errhint("Restore pg_cluster.state from a copy, or stop the server and remove it; the node then restarts at term 0 and learns the current term from its peers.")));
+				 errhint("Restore pg_cluster.state from a copy.  Only on a node that restarts as a standby (standby.signal) may it be removed instead: the node restarts at term 0 and learns the term from its peers; a primary at term 0 would accept writes without a lease (bootstrapping).")));
 		PgClusterRecordEvent("state_file_corrupt", NULL, "%s", errbuf);
 	}
 }
@@ -475,31 +475,45 @@ WaitForWork(TimestampTz deadline)
 static void
 ResumeLeadership(void)
 {
-	PgClusterDurableState durable;
+	uint64		term;
+	bool		handed_over;
 
 	if (!durable_state_usable || RecoveryInProgress() ||
 		PgClusterNodeKindSetting != PGC_NODE_DATA || !PgClusterIsConfigured())
 		return;
-	PgClusterDurableSnapshot(&durable);
-	if (durable.term == 0 || durable.leader_term != durable.term ||
-		strcmp(durable.leader_name, PgClusterNodeName) != 0)
-		return;
-	if (durable.handed_over_term == durable.term)
+
+	/*
+	 * Check and claim under durable_lock: backends answering peers adopt
+	 * higher terms (and grant votes) meanwhile, and a claim set after such
+	 * a change would be a second leader of the new term.
+	 */
+	LWLockAcquire(PgClusterShmem->durable_lock, LW_SHARED);
+	term = PgClusterShmem->durable.term;
+	if (term == 0 || PgClusterShmem->durable.leader_term != term ||
+		strcmp(PgClusterShmem->durable.leader_name, PgClusterNodeName) != 0)
 	{
-		PgClusterRecordEvent("leadership_not_resumed", NULL,
-							 "term " UINT64_FORMAT " was being handed over when this server stopped; an election decides",
-							 durable.term);
+		LWLockRelease(PgClusterShmem->durable_lock);
 		return;
 	}
+	handed_over = PgClusterShmem->durable.handed_over_term == term;
+	if (!handed_over)
+	{
+		LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
+		PgClusterShmem->is_leader = true;
+		strlcpy(PgClusterShmem->leader, PgClusterNodeName, PGC_NAME_LEN);
+		PgClusterShmem->last_leader_contact = GetCurrentTimestamp();
+		LWLockRelease(PgClusterShmem->lock);
+	}
+	LWLockRelease(PgClusterShmem->durable_lock);
 
-	LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
-	PgClusterShmem->is_leader = true;
-	strlcpy(PgClusterShmem->leader, PgClusterNodeName, PGC_NAME_LEN);
-	PgClusterShmem->last_leader_contact = GetCurrentTimestamp();
-	LWLockRelease(PgClusterShmem->lock);
-	PgClusterRecordEvent("leadership_resumed", NULL,
-						 "restarted as leader of term " UINT64_FORMAT "; waiting for a majority to acknowledge",
-						 durable.term);
+	if (handed_over)
+		PgClusterRecordEvent("leadership_not_resumed", NULL,
+							 "term " UINT64_FORMAT " was being handed over when this server stopped; an election decides",
+							 term);
+	else
+		PgClusterRecordEvent("leadership_resumed", NULL,
+							 "restarted as leader of term " UINT64_FORMAT "; waiting for a majority to acknowledge",
+							 term);
 }
 
 /*
