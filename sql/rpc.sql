@@ -27,6 +27,13 @@ SELECT node_name, role, term, timeline, lsn, last_heard IS NOT NULL AS heard,
 	heartbeats_received
 FROM pg_cluster.nodes WHERE node_name = 'n2';
 
+-- a transaction prepared while bootstrapping (commits allowed), committed
+-- below once the node is fenced
+CREATE TABLE twophase (x int);
+BEGIN;
+INSERT INTO twophase VALUES (1);
+PREPARE TRANSACTION 'pgc_regress_2pc';
+
 --
 -- Votes.  This node is bootstrapping (term 0, no leader yet); its peer n2
 -- asks for votes.  A pre-vote changes nothing; n2 is behind us, so refused.
@@ -61,6 +68,13 @@ SELECT kind, term, detail FROM pg_cluster.events WHERE kind IN ('voted', 'vote_d
 -- the fence: this node is a primary of term 1 that does not lead it
 CREATE TABLE fenced_write (x int);
 SELECT fenced FROM pg_cluster.status;
+-- COMMIT PREPARED commits too: refused, the transaction stays prepared
+COMMIT PREPARED 'pgc_regress_2pc';
+SELECT gid FROM pg_prepared_xacts;
+-- ROLLBACK PREPARED commits nothing: allowed
+ROLLBACK PREPARED 'pgc_regress_2pc';
+SELECT count(*) AS prepared FROM pg_prepared_xacts;
+SELECT count(*) AS rows FROM twophase;
 -- reads still work
 SELECT count(*) > 0 AS can_read FROM pg_class;
 

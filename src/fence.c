@@ -19,6 +19,9 @@
  * passed the fence are counted until their commit is done, so the leader
  * can wait for the last of them before it names its handover LSN.
  *
+ * COMMIT PREPARED, which commits from a transaction without an XID, is
+ * checked the same way from a ProcessUtility hook.
+ *
  * In synchronous mode (syncrep.c) a new leader's commits wait at
  * pre-commit until its synchronous configuration is in force.  After the
  * commit, a transaction whose wait for its synchronous standbys was
@@ -46,6 +49,7 @@
 #include "miscadmin.h"
 #include "tcop/dest.h"
 #include "tcop/tcopprot.h"
+#include "tcop/utility.h"
 #include "utils/timestamp.h"
 
 #include "pg_cluster.h"
@@ -259,6 +263,66 @@ PgClusterReleaseCommits(void)
 	ConditionVariableBroadcast(&PgClusterShmem->hold_cv);
 }
 
+/*
+ * CheckCommitAllowed is the pre-commit check: counts this commit as in
+ * flight (waiting while a switchover holds commits), waits while a new
+ * leader's synchronous configuration is not in force, and refuses the
+ * commit (ERROR, rolled back) unless this node holds a valid lease.
+ */
+static void
+CheckCommitAllowed(void)
+{
+	EnterInFlight();
+	if (!PgClusterCommitsAllowed(GetCurrentTimestamp()))
+		RefuseCommit();
+	if (!PgClusterSyncReady())
+	{
+		LeaveInFlight();
+		if (!WaitForSyncReady())
+			RefuseCommit();
+		EnterInFlight();
+		if (!PgClusterCommitsAllowed(GetCurrentTimestamp()))
+			RefuseCommit();
+	}
+}
+
+/*
+ * CheckCommitAcknowledgeable is the second look, once the commit record
+ * ending at commit_end is flushed (and, in synchronous mode, the wait for
+ * the standbys is over): a commit whose synchronous wait was cancelled, or
+ * that outlived the lease, is not acknowledged.
+ */
+static void
+CheckCommitAcknowledgeable(XLogRecPtr commit_end)
+{
+	if (!CommitReplicated(commit_end))
+	{
+		LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
+		PgClusterShmem->commits_not_replicated++;
+		LWLockRelease(PgClusterShmem->lock);
+		ereport(WARNING,
+				(errmsg("pg_cluster: the wait for synchronous replication of the commit ending at %X/%X was cancelled; closing the connection instead of acknowledging",
+						LSN_FORMAT_ARGS(commit_end)),
+				 errdetail("The commit is in this node's WAL but not confirmed by its synchronous standbys: a failover now could lose it.")));
+		PgClusterRecordEvent("commit_not_replicated", NULL,
+							 "a session's wait for synchronous replication was cancelled; commit ending at %X/%X not acknowledged (session ended)",
+							 LSN_FORMAT_ARGS(commit_end));
+		EndSessionWithoutAck();
+		return;
+	}
+	if (PgClusterCommitsAllowed(GetCurrentTimestamp()))
+		return;
+
+	/*
+	 * Too late to refuse: the commit is on disk.  Do not acknowledge it
+	 * either; the client sees the connection drop, as after a crash.
+	 */
+	ereport(WARNING,
+			(errmsg("pg_cluster: lease expired while committing; closing the connection instead of acknowledging"),
+			 errdetail("The commit is in this node's WAL, but the node may no longer be the leader.")));
+	EndSessionWithoutAck();
+}
+
 static void
 FenceXactCallback(XactEvent event, void *arg)
 {
@@ -269,18 +333,7 @@ FenceXactCallback(XactEvent event, void *arg)
 			checked_write_commit = false;
 			if (!TransactionIdIsValid(GetTopTransactionIdIfAny()) || !FenceApplies())
 				return;
-			EnterInFlight();
-			if (!PgClusterCommitsAllowed(GetCurrentTimestamp()))
-				RefuseCommit();
-			if (!PgClusterSyncReady())
-			{
-				LeaveInFlight();
-				if (!WaitForSyncReady())
-					RefuseCommit();
-				EnterInFlight();
-				if (!PgClusterCommitsAllowed(GetCurrentTimestamp()))
-					RefuseCommit();
-			}
+			CheckCommitAllowed();
 			checked_write_commit = (event == XACT_EVENT_PRE_COMMIT);
 			break;
 
@@ -293,33 +346,7 @@ FenceXactCallback(XactEvent event, void *arg)
 			if (!checked_write_commit)
 				return;
 			checked_write_commit = false;
-			if (!CommitReplicated(XactLastCommitEnd))
-			{
-				LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
-				PgClusterShmem->commits_not_replicated++;
-				LWLockRelease(PgClusterShmem->lock);
-				ereport(WARNING,
-						(errmsg("pg_cluster: the wait for synchronous replication of the commit ending at %X/%X was cancelled; closing the connection instead of acknowledging",
-								LSN_FORMAT_ARGS(XactLastCommitEnd)),
-						 errdetail("The commit is in this node's WAL but not confirmed by its synchronous standbys: a failover now could lose it.")));
-				PgClusterRecordEvent("commit_not_replicated", NULL,
-									 "a session's wait for synchronous replication was cancelled; commit ending at %X/%X not acknowledged (session ended)",
-									 LSN_FORMAT_ARGS(XactLastCommitEnd));
-				EndSessionWithoutAck();
-				return;
-			}
-			if (PgClusterCommitsAllowed(GetCurrentTimestamp()))
-				return;
-
-			/*
-			 * Too late to refuse: the commit is on disk.  Do not acknowledge
-			 * it either; the client sees the connection drop, as after a
-			 * crash.
-			 */
-			ereport(WARNING,
-					(errmsg("pg_cluster: lease expired while committing; closing the connection instead of acknowledging"),
-					 errdetail("The commit is in this node's WAL, but the node may no longer be the leader.")));
-			EndSessionWithoutAck();
+			CheckCommitAcknowledgeable(XactLastCommitEnd);
 			break;
 
 		case XACT_EVENT_ABORT:
@@ -331,6 +358,39 @@ FenceXactCallback(XactEvent event, void *arg)
 		default:
 			break;
 	}
+}
+
+/*
+ * COMMIT PREPARED writes the commit record of a transaction prepared
+ * earlier, from a transaction of its own that has no XID: the commit
+ * callback above does not see it as a write.  The fence applies the same
+ * two checks around it: before (refused while fenced, held during a
+ * switchover, counted in flight until the surrounding transaction ends),
+ * and after the record is flushed and replicated (XactLastRecEnd is its
+ * end).  ROLLBACK PREPARED commits nothing and is not checked.
+ */
+static ProcessUtility_hook_type prev_process_utility_hook = NULL;
+
+static void
+FenceProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+					ProcessUtilityContext context, ParamListInfo params,
+					QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+	bool		commit_prepared = IsA(parsetree, TransactionStmt) &&
+		((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED &&
+		FenceApplies();
+
+	if (commit_prepared)
+		CheckCommitAllowed();
+	if (prev_process_utility_hook)
+		prev_process_utility_hook(pstmt, queryString, readOnlyTree, context, params,
+								  queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+	if (commit_prepared)
+		CheckCommitAcknowledgeable(XactLastRecEnd);
 }
 
 /*
@@ -364,13 +424,16 @@ FenceClientAuthentication(Port *port, int status)
 }
 
 /*
- * PgClusterRegisterFence installs the commit callback and the connection
- * hook (inherited by every backend from the postmaster).
+ * PgClusterRegisterFence installs the commit callback, the COMMIT PREPARED
+ * check and the connection hook (inherited by every backend from the
+ * postmaster).
  */
 void
 PgClusterRegisterFence(void)
 {
 	RegisterXactCallback(FenceXactCallback, NULL);
+	prev_process_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = FenceProcessUtility;
 	prev_client_auth_hook = ClientAuthentication_hook;
 	ClientAuthentication_hook = FenceClientAuthentication;
 }
