@@ -114,9 +114,12 @@ unlike($log, qr/leadership_resumed/, 'n1 never claimed that term again');
 my $leader = wait_for_new_leader($term);
 note "leader after the crash: " . $leader->name;
 set_on($n2, 'pg_cluster.debug_handover_fault', 'none');
+# n1 rejoins as a standby (pg_cluster_ctl restarts it, through pg_rewind
+# when the new leader's timeline forked): it is reachable again once it
+# streams
+wait_streaming($leader);
 sql($n1, "ALTER SYSTEM RESET pg_cluster.connect_timeout");
 sql($n1, "SELECT pg_reload_conf()");
-wait_streaming($leader);
 my $rows = sql($leader, "SELECT count(*) FROM ledger");
 wait_for($leader, "SELECT count(*) >= $rows + 10 FROM ledger");
 pass('writes go on on ' . $leader->name);
