@@ -18,26 +18,41 @@
 #   no-selfvote-recheck-*  the protocol without the rule "the candidate's
 #                          own vote obeys V3" (§4, added after this model
 #                          found the flaw): two leaders hold leases at once
-#   open-witness-restart   the witness forgets the leader LSN it heard when
-#                          it restarts (not durable, §2): V5 is bypassed.
-#                          witness-lsn checks P3 with the proposed fix
-#                          -DWITNESS_LSN_DURABLE; when protocol.md adopts
-#                          it, make it the default and drop this check.
-#   open-handover-restart  a leader that restarts while it hands over
-#                          resumes the term it gave away (§5, §8): two
-#                          writers.  The switchover-* checks pass with the
-#                          proposed fix -DHANDOVER_DURABLE.
-#   open-handover-lsn      the target, elected on a handover and not
-#                          promoted, reports its lower LSN as leader and so
-#                          overwrites the witness's V5 memory; if it gives
-#                          up, a normal election elects a stale node.
-#                          Passes with -DWITNESS_LSN_DURABLE (keep the
-#                          highest LSN heard).
-#   open-handover-error-answer  an error answer of a target that recorded
-#                          the handover is taken for a refusal: the leader
-#                          carries on and the target takes over without
-#                          its later commits (P4).
-# The other mutant-* checks take one rule of §8 out and must fail.
+#   fixed-*                the behaviour before a fix the C code now has
+#                          (commit 689744d), kept to show that the pass
+#                          check of the fix is not vacuous:
+#     fixed-witness-restart       the witness forgot the leader LSN it heard
+#                          when it restarted: V5 bypassed.  src/ keeps it on
+#                          disk (-DWITNESS_LSN_DURABLE), checked by witness-lsn
+#     fixed-handover-restart      a leader that restarted while it handed
+#                          over resumed the term it gave away: two writers.
+#                          src/ records handed_over_term (-DHANDOVER_DURABLE),
+#                          checked by the switchover-* checks
+#     fixed-handover-lsn   the target, elected on a handover and not
+#                          promoted, overwrote the witness's V5 memory with
+#                          its lower LSN.  src/ only raises the heard
+#                          position and keeps it on the witness's disk
+#                          (-DWITNESS_LSN_DURABLE), checked by switchover-lsn
+#                          and switchover-lsn-crash
+#     fixed-handover-error-answer an error answer of a target that recorded
+#                          the handover was taken for a refusal (P4).  src/
+#                          takes it for an unclear outcome and steps down
+#                          (-DERROR_UNCLEAR), checked by switchover-error-answer
+#   open-sync-*            synchronous mode (-DSYNC, §9) as src/ implements
+#                          it loses an acknowledged commit (P5):
+#     open-sync-own-vote   the candidate's own vote ignores V9 (a primary
+#                          stands whatever its record says); the sync-*
+#                          pass checks use the proposed fix -DSELF_V9
+#     open-sync-version-collision  two leaders create the same
+#                          sync_version with different contents, and a
+#                          peer holding the other one counts as storing the
+#                          leader's record; the sync-* pass checks use the
+#                          proposed fix -DSYNC_TERM_ORDER
+#     open-sync-bootstrap-acks  commits the bootstrap primary acknowledged
+#                          in term 0 (no names managed yet) are lost by a
+#                          failover before the first leader is ready; the
+#                          sync-* pass checks leave bootstrap commits out
+# The other mutant-* checks take one rule out and must fail.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -100,7 +115,7 @@ check() {
 				depth=$(sed -n 's/.*assertion violated.*(at depth \([0-9]*\)).*/\1/p' pan.log | head -1)
 				verdict="ok   $name: violation found as expected (trace of $depth steps); $info"
 				spin -t $flags election.pml 2>&1 |
-					grep -E '(-- tick --|<-|->|stands|ELECTED|COMMITS|VIOLATED|lost:|CRASHES|restarts|catches up|rejoins|assertion|SWITCHOVER|PROMOTES|SHUTS DOWN|steps down|gives)' |
+					grep -E '(-- tick --|<-|->|stands|ELECTED|COMMITS|VIOLATED|lost:|CRASHES|restarts|catches up|rejoins|assertion|SWITCHOVER|PROMOTES|SHUTS DOWN|steps down|gives|ACKNOWLEDGES|sync manager|in force)' |
 					sed 's/^ *//' > trace.txt || true
 			else
 				verdict="FAIL $name: expected violation of '$pattern', got errors=${errors:-?} $(grep -m1 'assertion violated' pan.log || true)"
@@ -110,9 +125,15 @@ check() {
 	)
 }
 
-# The switchover checks run with the proposed fix for open-handover-restart
-# and with a primary that does not lead allowed to stand, as src/ does.
+# The switchover checks run with the fix of fixed-handover-restart and with
+# a primary that does not lead allowed to stand, as src/ does.
 SW_FIXES="-DHANDOVER_DURABLE -DPRIMARY_STANDS"
+# Synchronous mode (quorum): the proposed fixes of the open-sync-* checks,
+# and the bounds (one message in flight; three terms with a witness, two
+# with three data nodes)
+SYNC_FIXES="-DSELF_V9 -DSYNC_TERM_ORDER"
+SYNC_W="-DSYNC -DMAXSWITCH=0 -DWITNESS_LSN_DURABLE -DF=2 -DLEASE=1 -DDRIFT=1 -DMAXLSN=1 -DMAXTERM=3 -DMAXMSG=1"
+SYNC_D="-DSYNC -DMAXSWITCH=0 -DTHREE_DATA -DF=2 -DLEASE=1 -DDRIFT=1 -DMAXLSN=1 -DMAXTERM=2 -DMAXMSG=1 -DMAXCRASH=0"
 
 # name | expect | pattern | spin flags [| gcc -O for a violation check]
 # lane A
@@ -126,15 +147,21 @@ CHECKS_A=(
 	"mutant-lease5-failover5-drift1|violation|assertion violated 0|-DMAXSWITCH=0 -DF=5 -DLEASE=5 -DDRIFT=1 -DMAXLSN=0|-O1"
 	"no-selfvote-recheck-witness|violation|assertion violated 0|-DMAXSWITCH=0 -DNO_SELFVOTE_RECHECK -DMAXLSN=0 -DMAXCRASH=0"
 	"no-selfvote-recheck-threedata|violation|assertion violated 0|-DMAXSWITCH=0 -DNO_SELFVOTE_RECHECK -DTHREE_DATA -DMAXLSN=0 -DMAXCRASH=0"
-	"open-witness-restart|violation|w_seen|-DMAXSWITCH=0 -DSTAND_LAG_RULE -DF=3 -DLEASE=2 -DMAXLSN=1"
-	"open-handover-restart|violation|assertion violated 0|-DF=3 -DLEASE=2 -DDRIFT=1 -DMAXLSN=0 -DMAXTERM=2 -DMAXCRASH=1"
-	"open-handover-lsn|violation|w_seen|-DHANDOVER_DURABLE -DHEARD_LAST -DSTAND_LAG_RULE -DF=2 -DLEASE=1 -DDRIFT=1 -DMAXLSN=1 -DMAXTERM=3 -DMAXCRASH=0|-O1"
-	"open-handover-error-answer|violation|p4_ack|-DERROR_ANSWER -DHANDOVER_DURABLE -DF=3 -DLEASE=2 -DDRIFT=1 -DMAXLSN=1 -DMAXTERM=2 -DMAXCRASH=0"
+	"fixed-witness-restart|violation|w_seen|-DMAXSWITCH=0 -DSTAND_LAG_RULE -DF=3 -DLEASE=2 -DMAXLSN=1"
+	"fixed-handover-restart|violation|assertion violated 0|-DF=3 -DLEASE=2 -DDRIFT=1 -DMAXLSN=0 -DMAXTERM=2 -DMAXCRASH=1"
+	"fixed-handover-lsn|violation|w_seen|-DHANDOVER_DURABLE -DHEARD_LAST -DSTAND_LAG_RULE -DF=2 -DLEASE=1 -DDRIFT=1 -DMAXLSN=1 -DMAXTERM=3 -DMAXCRASH=0|-O1"
+	"fixed-handover-error-answer|violation|p4_ack|-DERROR_ANSWER -DHANDOVER_DURABLE -DF=3 -DLEASE=2 -DDRIFT=1 -DMAXLSN=1 -DMAXTERM=2 -DMAXCRASH=0"
 	"mutant-no-hold-p1|violation|assertion violated 0|-DMUTANT_NO_HOLD $SW_FIXES -DF=3 -DLEASE=2 -DDRIFT=1 -DMAXLSN=0 -DMAXTERM=2 -DMAXCRASH=0"
 	"mutant-no-hold-p4|violation|p4_ack|-DMUTANT_NO_HOLD $SW_FIXES -DF=3 -DLEASE=2 -DDRIFT=1 -DMAXLSN=1 -DMAXTERM=2 -DMAXCRASH=0"
 	"mutant-resume-on-loss|violation|assertion violated 0|-DMUTANT_RESUME_ON_LOSS $SW_FIXES -DF=3 -DLEASE=2 -DDRIFT=1 -DMAXLSN=0 -DMAXTERM=2 -DMAXCRASH=0"
 	"mutant-early-promote|violation|p4_ack|-DMUTANT_EARLY_PROMOTE $SW_FIXES -DF=3 -DLEASE=2 -DDRIFT=1 -DMAXLSN=1 -DMAXTERM=2 -DMAXCRASH=0"
 	"mutant-handover-any-term|violation|assertion violated 0|-DMUTANT_HANDOVER_ANY_TERM $SW_FIXES -DF=2 -DLEASE=1 -DMAXLSN=0 -DMAXTERM=3 -DMAXCRASH=0|-O1"
+	"sync-quorum-witness|pass||$SYNC_FIXES $SYNC_W -DMAXCRASH=1"
+	"reach-sync-failover-ack|violation|(6==6)|$SYNC_FIXES $SYNC_W -DMAXCRASH=0 -DREACH=6"
+	"open-sync-own-vote|violation|>=acked|-DSYNC_TERM_ORDER $SYNC_W -DMAXCRASH=0|-O1"
+	"open-sync-version-collision|violation|>=acked|-DSELF_V9 $SYNC_W -DMAXCRASH=0|-O1"
+	"mutant-sync-no-v9|violation|>=acked|-DMUTANT_NO_V9 $SYNC_FIXES $SYNC_W -DMAXCRASH=0"
+	"open-sync-bootstrap-acks|violation|>=acked|-DBOOT_ACKS $SYNC_FIXES $SYNC_W -DMAXCRASH=0"
 )
 # lane B
 CHECKS_B=(
@@ -142,6 +169,12 @@ CHECKS_B=(
 	"witness-lsn|pass||-DMAXSWITCH=0 -DWITNESS_LSN_DURABLE -DF=3 -DLEASE=2 -DDRIFT=1 -DMAXLSN=2 -DMAXTERM=3 -DMAXCRASH=1 -DMAXMSG=2"
 	"switchover-safety|pass||$SW_FIXES -DF=3 -DLEASE=2 -DDRIFT=1 -DMAXLSN=0 -DMAXTERM=3 -DMAXCRASH=1 -DMAXMSG=2"
 	"switchover-lsn-crash|pass||$SW_FIXES -DWITNESS_LSN_DURABLE -DHEARD_LAST -DSTAND_LAG_RULE -DF=2 -DLEASE=1 -DDRIFT=1 -DMAXLSN=1 -DMAXTERM=2 -DMAXCRASH=1 -DMAXMSG=2"
+	"switchover-error-answer|pass||-DERROR_ANSWER -DERROR_UNCLEAR $SW_FIXES -DF=3 -DLEASE=2 -DDRIFT=1 -DMAXLSN=1 -DMAXTERM=2 -DMAXCRASH=0"
+	"sync-quorum-threedata|pass||$SYNC_FIXES $SYNC_D"
+	"reach-sync-threedata-grow|violation|(7==7)|$SYNC_FIXES $SYNC_D -DREACH=7"
+	"mutant-sync-shrink-first|violation|>=acked|-DMUTANT_SHRINK_FIRST $SYNC_FIXES $SYNC_W -DMAXCRASH=0"
+	"mutant-sync-no-ready|violation|>=acked|-DMUTANT_NO_READY $SYNC_FIXES $SYNC_W -DMAXCRASH=0"
+	"mutant-sync-no-v9-threedata|violation|>=acked|-DMUTANT_NO_V9 $SYNC_FIXES $SYNC_D|-O1"
 )
 
 run_lane() {
@@ -168,6 +201,7 @@ for entry in "${CHECKS_B[@]}" "${CHECKS_A[@]}"; do
 	no-selfvote-recheck-*) result="$result  [the flaw the §4 own-vote rule fixes]" ;;
 	mutant-*) result="$result  [mutant: must fail]" ;;
 	open-*) result="$result  [OPEN PROTOCOL ISSUE, see model/README.md]" ;;
+	fixed-*) result="$result  [the behaviour before a fix src/ has, see model/README.md]" ;;
 	esac
 	echo "$result"
 	echo "       flags: $flags"

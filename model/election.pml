@@ -1,7 +1,9 @@
 /*
  * election.pml -- Promela model of pg_cluster's election, lease and fencing
- * (docs/protocol.md sections 2-6) and of the planned switchover (section 8).  Checked by model/check.sh with spin;
- * model/README.md says what is modelled and what is abstracted away.
+ * (docs/protocol.md sections 2-6), of the planned switchover (section 8)
+ * and, with -DSYNC, of synchronous mode (section 9).  Checked by
+ * model/check.sh with spin; model/README.md says what is modelled and what
+ * is abstracted away.
  *
  * Topology (3 voters, majority 2):
  *   default       node 0 = data (bootstrap primary), node 1 = data standby,
@@ -46,9 +48,23 @@
  *             unclear handover; without it only standbys and the
  *             bootstrap primary stand (docs/protocol.md §4)
  *   HEARD_LAST  the LSN a node remembers of its leader (V5, the lag rule)
- *             is the one in the latest acknowledged claim, as in the C code
- *             (rpc.c, peer.c overwrite leader_lsn); without it, the highest
- *             one heard since the node started
+ *             is the one in the latest acknowledged claim, as the C code
+ *             did before commit 689744d (rpc.c, peer.c overwrote
+ *             leader_lsn); without it, the highest one heard since the node
+ *             started, which is what it does now
+ *             (PgClusterRaiseLeaderProgressLocked)
+ *   SYNC      synchronous mode "quorum" (§9, src/syncrep.c, the V9 rule
+ *             of src/election.c, fence.c): the synchronous record, the
+ *             leader's manager of synchronous_standby_names, the ready
+ *             gate, commit acknowledgements and property P5.  Without it
+ *             none of this is compiled in (the other checks keep their
+ *             state spaces)
+ *   MAXVER    with SYNC: the highest sync_version (default 2)
+ *   BOOT_COMMITS  with SYNC: the bootstrap primary may commit in term 0
+ *             (left out by default: those commits are acknowledged with no
+ *             standby and are outside P5, see model/README.md)
+ *   BOOT_ACKS with SYNC: ... and they count as acknowledged for P5 (a
+ *             failover before the first leader is ready loses them)
  *
  * Protocol variants (model/README.md):
  *   NO_SELFVOTE_RECHECK  the protocol before the fix this model found: the
@@ -56,22 +72,44 @@
  *                        gives up its pre-vote round when it acknowledges a
  *                        live leader nor re-checks V3 before raising its
  *                        term).  Violates P1.
- *   WITNESS_LSN_DURABLE  proposed fix, not in docs/protocol.md yet: the
- *                        witness keeps the highest leader LSN it heard in
- *                        its durable state, so V5 survives its restart.
- *                        Without it P3 is violated.
+ *   WITNESS_LSN_DURABLE  the fix this model proposed, in protocol.md §2
+ *                        and the C code since commit 689744d
+ *                        (heard_leader_lsn, PgClusterPersistLeaderProgress):
+ *                        the witness keeps the highest leader LSN it heard
+ *                        in its durable state, so V5 survives its restart.
+ *                        Without it P3 is violated (fixed-witness-restart,
+ *                        fixed-handover-lsn).
  *   ERROR_ANSWER         the target may record a handover and still answer
- *                        with an error, which the leader takes for a
- *                        refusal: it releases the hold and carries on
- *                        (src/peer.c PeerHandleHandoverReply).  Violates
- *                        P4 (and P1, as T's promotion time is abstracted).
- *   HANDOVER_DURABLE     proposed fix, not in docs/protocol.md yet: the
+ *                        with an error.  Alone: the leader takes it for a
+ *                        refusal, releases the hold and carries on (what
+ *                        src/peer.c PeerHandleHandoverReply did before
+ *                        689744d); violates P4 (fixed-handover-error-answer).
+ *   ERROR_UNCLEAR        with ERROR_ANSWER, the fix (PeerHandleHandoverReply
+ *                        now): an error answer is an unclear outcome, the
+ *                        leader steps down (switchover-error-answer).
+ *   HANDOVER_DURABLE     the fix this model proposed, in protocol.md §2, §5,
+ *                        §8 and the C code since 689744d (handed_over_term,
+ *                        PgClusterSetHandedOverTerm, ResumeLeadership): the
  *                        leader records durably, before it sends the
  *                        handover request, that it gives up its term
  *                        (cleared only by a refusal), so that after a
  *                        restart it does not resume its claim (§5) while
  *                        the target may be standing with its blessing.
- *                        Without it P1 is violated (open-handover-restart).
+ *                        Without it P1 is violated (fixed-handover-restart).
+ *   SELF_V9              with SYNC, proposed fix (open-sync-own-vote): the
+ *                        candidate's own vote obeys V9.  src/election.c
+ *                        checks the node's own record only for a standby
+ *                        (WhyNotStand) and not when it raises its term
+ *                        (StartVoteRound); with the fix every node checks
+ *                        it before standing and again, atomically with the
+ *                        V3 re-check, before it raises its term.
+ *   SYNC_TERM_ORDER      with SYNC, proposed fix (open-sync-version-
+ *                        collision): a record carries the term of the
+ *                        leader that created it and records are ordered by
+ *                        (term, version) -- adoption, V9's "at least as
+ *                        new" and RecordOnMajority compare the pair.  In
+ *                        src/ only sync_version orders them, and two leaders
+ *                        create the same version with different contents.
  *
  * Mutants (each must violate a property, to show the checks bite):
  *   MUTANT_NO_HOLD            the leader keeps acknowledging commits while
@@ -85,6 +123,11 @@
  *                             elected, without the handover LSN
  *   MUTANT_HANDOVER_ANY_TERM  the target accepts a handover from the leader
  *                             it knows whatever term the request names
+ *   MUTANT_NO_V9              (SYNC) voters ignore V9
+ *   MUTANT_SHRINK_FIRST       (SYNC) the names stop waiting for a node
+ *                             before a majority stores the record without it
+ *   MUTANT_NO_READY           (SYNC) a new leader acknowledges commits
+ *                             without the ready gate
  *
  * Properties:
  *   P1  monitor(): at no instant two writers, a writer being the leader of
@@ -105,14 +148,21 @@
  *       LSN is >= every LSN the leader that handed over acknowledged in the
  *       term it handed over (ghost p4_ack: H, raised by every later commit
  *       of that leader in that term).
- *   A writer (P1) is a leader of its current term that is a primary, holds
- *   a valid lease and does not hold commits for a switchover, or the
+ *   P5  (I2, with SYNC) monitor_p5(): at every instant every writer's LSN
+ *       is >= every LSN acknowledged to a client in a term >= 1 (ghost
+ *       acked): no node becomes a writer without all acknowledged commits.
+ *   A writer (P1, P5) is a leader of its current term that is a primary,
+ *   holds a valid lease and does not hold commits for a switchover, or the
  *   bootstrapping primary.
  *   REACH=1   assert(false) when some node wins an election (must "fail")
  *   REACH=2   assert(false) when node 1 commits, i.e. after a failover
  *             the standby leads and holds a valid lease (must "fail")
  *   REACH=3   assert(false) when a target promotes after a transfer
  *             election: a switchover completes (must "fail")
+ *   REACH=4..7 (SYNC) a commit is acknowledged; ... by a leader with a
+ *             restricted record; another node gets a lease after an
+ *             acknowledgement (a failover P5 is about); a record grows
+ *             (restricted -> less restricted) after an acknowledgement
  */
 
 #define N     3
@@ -221,7 +271,12 @@ bit  gave[N];            /* durable: the leader handed its current term over
  * node stops, its connections close: what is in flight on them is lost.
  */
 #define LNK(s,d) ((s)*2 + (d) - ((d) > (s)))      /* 6 connections */
+#define LNK_DST(c) ((c) % 2 + ((c) % 2 >= (c) / 2))  /* the callee of connection c */
+#ifdef SYNC
+int  cx[6];                                        /* messages carry the record */
+#else
 short cx[6];
+#endif
 byte nmsg;                                         /* messages in flight */
 
 #define KIND(c)   (cx[c] & 7)
@@ -250,6 +305,27 @@ byte nmsg;                                         /* messages in flight */
 #define MK_VQX(t, n, f)    (K_VQ | ((t) << 3) | ((n) << 6) | (((f) + 1) << 8))
 #define MK_HO(t, h)        (K_HO | ((t) << 3) | ((h) << 5))
 #define MK_HOR(a)          (K_HOR | ((a) << 8))
+#ifdef ERROR_UNCLEAR
+#define HO_ERR(c)  ((cx[c] >> 9) & 1)  /* HOR: an error, not a row */
+#define HO_ERRBIT  (1 << 9)
+#else
+#define HO_ERR(c)  0
+#define HO_ERRBIT  0
+#endif
+#ifdef SYNC
+/* §9: a heartbeat carries the sender's synchronous record, its reply the
+ * receiver's record key (version), a vote request the candidate's key */
+#define HB_REC(c)  ((cx[c] >> 10) & 255)
+#define HR_KEY(c)  ((cx[c] >> 9) & 15)
+#define VQ_KEY(c)  ((cx[c] >> 10) & 15)
+#define HB_SY(s)   (rec[s] << 10)
+#define HR_SY(d)   (RKEY(rec[d]) << 9)
+#define VQ_SY(s)   (RKEY(rec[s]) << 10)
+#else
+#define HB_SY(s)   0
+#define HR_SY(d)   0
+#define VQ_SY(s)   0
+#endif
 
 #define IDLE(c)  (cx[c] == 0 && nmsg < MAXMSG)
 #define SEND(c, v)  nmsg++; cx[c] = (v)
@@ -264,6 +340,120 @@ byte nmsg;                                         /* messages in flight */
 #else
 #define V8(s, d, f, t) ((t) == term[d] + 1 && \
 	((d) == (f) -> (LEADER(d) && swp[d] == (s) + 1) : knows[d] == (f)))
+#endif
+
+/* ------------------------------------------------ synchronous mode (§9) */
+#ifdef SYNC
+#ifndef MAXVER
+#define MAXVER 2             /* highest sync_version a leader creates */
+#endif
+/* durable, on every node: the synchronous record (pg_cluster.state
+ * sync_version, sync_restricted, sync_eligible): bits 0-1 the version,
+ * bit 2 restricted, bits 3-5 the eligible nodes (a mask, 0 unless
+ * restricted); with -DSYNC_TERM_ORDER (proposed fix) bits 6-7 the term of
+ * the leader that created it, and records are ordered by (term, version) */
+byte rec[N];
+#define RVER(r)  ((r) & 3)
+#define RRES(r)  (((r) >> 2) & 1)
+#define RELIG(r) (((r) >> 3) & 7)
+#ifdef SYNC_TERM_ORDER
+#define RKEY(r)  ((((r) >> 6) & 3) << 2 | RVER(r))
+#define MKREC(v, r, e, t) ((v) | ((r) << 2) | ((e) << 3) | ((t) << 6))
+#else
+#define RKEY(r)  RVER(r)
+#define MKREC(v, r, e, t) ((v) | ((r) << 2) | ((e) << 3))
+#endif
+/* PgClusterWhyNotEligible: may the record r let node j be promoted? */
+#define MAY_PROMOTE(r, j) (!RRES(r) || ((RELIG(r) >> (j)) & 1))
+/* V9: the candidate's record (key) is at least as new as the voter's,
+ * and the voter's record lets the candidate be promoted */
+#ifdef MUTANT_NO_V9
+#define V9(s, d, key) (1)
+#else
+#define V9(s, d, key) ((key) >= RKEY(rec[d]) && MAY_PROMOTE(rec[d], s))
+#endif
+
+/* The leader's manager (src/syncrep.c SyncRepTick).  Names
+ * (synchronous_standby_names) are numbered relative to the node, o1 < o2
+ * being its two peers:
+ *   0 ''   1 ANY 1 (o1)   2 ANY 1 (o2)   3 ANY 1 (o1, o2)   4 ANY 2 (o1, o2)
+ * (with a witness only 0 and 1 occur: ANY 1 (the other data node)). */
+byte nmc[N];             /* names last set by ALTER SYSTEM */
+byte nmu[N] = 1;         /* the names WAL senders may still be using (a mask
+                          * of the numbers above): {nmc} once in force */
+byte nfx[N];             /* names_in_force_lsn + 1, 0 = not taken yet */
+bit  rdy[N];             /* sync_ready_term == term: may acknowledge new commits */
+byte av[6];              /* av[LNK(l,p)]: acked_sync_version (key) + 1 that
+                          * peer p's latest acknowledgement of l's current
+                          * term carried, 0 = none */
+byte wmax[N];            /* ghost: highest LSN a backend of node i wrote (in a
+                          * term >= 1, since its server started) and may
+                          * still wait for */
+#define p5_acked_commit_lost (P5_OK)
+#if REACH == 6
+byte acker;              /* probe: the node that acknowledged last */
+#endif
+byte acked;              /* ghost, P5: highest LSN acknowledged to a client
+                          * (in a term >= 1) */
+byte y1, y2, y3, y4;      /* scratch, always 0 between actions */
+
+/* macros below take the node i and its peers a < b */
+#define KQ 1                                 /* a majority of 3 voters - 1 */
+#define NBITS(m) (((m) & 1) + (((m) >> 1) & 1) + (((m) >> 2) & 1))
+/* data standbys among the peers (those that can have a WAL sender on i) */
+#define ISSTBY(d) (DATA(d) && !primary[d])
+#define STBY(a, b) ((ISSTBY(a) << (a)) | (ISSTBY(b) << (b)))
+#define DPEERS(a, b) ((DATA(a) << (a)) | (DATA(b) << (b)))
+/* standbys whose flushed WAL reaches x */
+#define HAS(d, c) (ISSTBY(d) && lsn[d] >= (c))
+#define FLUSHED(a, b, x) ((HAS(a, x) << (a)) | (HAS(b, x) << (b)))
+/* released: is the commit at LSN c of leader i released under any of the
+ * names its WAL senders may be using (each WAL sender releases waiters by
+ * the names it read)? */
+#define REL(i, a, b, c) ((nmu[i] & 1) || ((nmu[i] & 2) && HAS(a, c)) || \
+	((nmu[i] & 4) && HAS(b, c)) || ((nmu[i] & 8) && (HAS(a, c) || HAS(b, c))) || \
+	((nmu[i] & 16) && HAS(a, c) && HAS(b, c)))
+/* RecordOnMajority: a peer acknowledged l's current term with a record at
+ * least as new as l's */
+#ifdef MUTANT_SHRINK_FIRST
+#define ON_MAJORITY(l, a, b) (1)
+#else
+#define ON_MAJORITY(l, a, b) ((av[LNK(l, a)] > 0 && av[LNK(l, a)] - 1 >= RKEY(rec[l])) || \
+                              (av[LNK(l, b)] > 0 && av[LNK(l, b)] - 1 >= RKEY(rec[l])))
+#endif
+#ifdef MUTANT_NO_READY
+#define SYNC_READY(i) (1)
+#else
+#define SYNC_READY(i) (term[i] == 0 || rdy[i])
+#endif
+/* commits of the bootstrap (term 0) are acknowledged without any standby
+ * (PgClusterSyncReady, names not managed yet) and are outside P5; with
+ * the small MAXLSN they would only use the LSNs up, so the synchronous
+ * runs leave them out unless -DBOOT_COMMITS */
+#if defined(BOOT_COMMITS) || defined(BOOT_ACKS)
+#define COMMIT_TERM_OK(i) (1)
+#else
+#define COMMIT_TERM_OK(i) (term[i] > 0)
+#endif
+#define P5_OK ((!WRITABLE(0) || lsn[0] >= acked) && (!WRITABLE(1) || lsn[1] >= acked) && \
+               (!WRITABLE(2) || lsn[2] >= acked))
+/* The candidate's own vote: src/election.c WhyNotStand checks a standby's
+ * own record only, StartVoteRound not at all.  -DSELF_V9 (proposed fix):
+ * every node checks it before standing, and again, with V3, when it raises
+ * its term. */
+#ifdef SELF_V9
+#define SELF_ELIGIBLE(i) MAY_PROMOTE(rec[i], i)
+#define OWN_V9(i) MAY_PROMOTE(rec[i], i)
+#else
+#define SELF_ELIGIBLE(i) (primary[i] || MAY_PROMOTE(rec[i], i))
+#define OWN_V9(i) (1)
+#endif
+#else
+#define V9(s, d, key) (1)
+#define SELF_ELIGIBLE(i) (1)
+#define OWN_V9(i) (1)
+#define SYNC_READY(i) (1)
+#define COMMIT_TERM_OK(i) (1)
 #endif
 
 /* ---------------------------------------------------------------- ghosts */
@@ -297,8 +487,17 @@ bit  kg;                            /* scratch, always 0 between actions */
  * the switchover: so = handing over to (target + 1), ho = target state
  * (hst) and H, dr = claim dropped, kn = leader known (3 = none) */
 #define NODE_SHOW(i) printf(" | n%d up%d t%d v%d lt%d pr%d lsn%d ph%d c%d ls%d L%d W%d so%d ho%d/%d dr%d kn%d", i, up[i], term[i], voted[i], lterm[i], primary[i], lsn[i], phase[i], contact[i], lease[i], LEADER(i), WRITABLE(i), swp[i], hst[i], hol[i], dropped[i], knows[i])
+#ifdef SYNC
+/* then the record (version, restricted, eligible), names set/in use, ready,
+ * highest waiting write, and the highest acknowledged LSN */
+#define SYNC_SHOW(i) printf(" | n%d rec v%d r%d e%d names %d/%d rdy%d w%d", i, RVER(rec[i]), RRES(rec[i]), RELIG(rec[i]), nmc[i], nmu[i], rdy[i], wmax[i])
+#define SYNC_SHOW_ALL SYNC_SHOW(0); SYNC_SHOW(1); SYNC_SHOW(2); printf(" | acked %d", acked);
+#else
+#define SYNC_SHOW_ALL
+#endif
 inline SHOW() {
 	NODE_SHOW(0); NODE_SHOW(1); NODE_SHOW(2);
+	SYNC_SHOW_ALL
 	printf(" | heard%d msgs%d\n", heard[2], nmsg)
 }
 
@@ -367,6 +566,17 @@ inline NORM() {
 		:: else
 		fi;
 		if :: KIND(k) == K_HO || (KIND(k) == K_VQ && XFER(k)) -> kg = 1 :: else fi;
+#ifdef SYNC
+		/* a record in a heartbeat that is not newer than the receiver's,
+		 * or a key in a reply older than the leader's, never matters */
+		if
+		:: KIND(k) == K_HB && HB_REC(k) != 0 && RKEY(HB_REC(k)) <= RKEY(rec[LNK_DST(k)]) ->
+			cx[k] = cx[k] & ~(255 << 10)
+		:: KIND(k) == K_HR && HR_KEY(k) != 0 && HR_KEY(k) < RKEY(rec[k / 2]) ->
+			cx[k] = cx[k] & ~(15 << 9)
+		:: else
+		fi;
+#endif
 		k++
 	:: else -> break
 	od;
@@ -375,7 +585,46 @@ inline NORM() {
 	 * request: once no switchover can start and none is under way, it is
 	 * forgotten, so that equivalent states are equal */
 	if :: !kg -> knows[0] = NONE; knows[1] = NONE; knows[2] = NONE :: else fi;
-	kg = 0
+	kg = 0;
+#ifdef SYNC
+	/* synchronous-mode state that no longer matters is reset, so that
+	 * equivalent states are equal: a node that is down or a standby has
+	 * no WAL sender and no waiting backend (its names only matter once it
+	 * leads, and a new leader sets them before it is ready); a node that
+	 * does not lead its term is not ready and counts no acknowledgement;
+	 * names_in_force_lsn is taken anew whenever the manager starts */
+	do
+	:: k < N ->
+		if :: wmax[k] <= acked -> wmax[k] = 0 :: else fi;   /* nothing left to acknowledge */
+		if
+		:: !up[k] || !primary[k] || (!LEADER(k) && wmax[k] == 0) ->
+			nmc[k] = 0; nmu[k] = 1; wmax[k] = 0
+		:: else
+		fi;
+		if
+		:: !LEADER(k) -> rdy[k] = 0; av[k * 2] = 0; av[k * 2 + 1] = 0   /* LNK(k, its peers) */
+		:: else
+		fi;
+		if :: !(LEADER(k) && primary[k] && lease[k] > 0) -> nfx[k] = 0 :: else fi;
+		/* names in use that release less than others in use do not
+		 * matter (a commit is released under any of them): '' (0)
+		 * releases the most, then ANY 1 (o1, o2) (3), then ANY 1 (o1) or
+		 * (o2) (1, 2), then ANY 2 (4) */
+		if
+		:: nmu[k] & 1 -> nmu[k] = 1
+		:: (nmu[k] & 1) == 0 && (nmu[k] & 8) -> nmu[k] = 8
+		:: (nmu[k] & 9) == 0 && (nmu[k] & 6) -> nmu[k] = nmu[k] & 6
+		:: else
+		fi;
+		/* an acknowledgement with an older record than the leader's own
+		 * never counts again (a node's record only gets newer) */
+		if :: av[k * 2] > 0 && av[k * 2] - 1 < RKEY(rec[k]) -> av[k * 2] = 0 :: else fi;
+		if :: av[k * 2 + 1] > 0 && av[k * 2 + 1] - 1 < RKEY(rec[k]) -> av[k * 2 + 1] = 0 :: else fi;
+		k++
+	:: else -> break
+	od;
+	k = 0
+#endif
 }
 
 /* ------------------------------------------------------ node actions */
@@ -399,6 +648,7 @@ inline STAND(i) {
 #ifdef STAND_LAG_RULE
 		     (primary[i] || lsn[i] >= heard[i]) &&
 #endif
+		     SELF_ELIGIBLE(i) &&                           /* WhyNotStand, §9 */
 		     (!primary[i] || MAY_STAND_AS_PRIMARY(i)))) ->
 		phase[i] = 1; HO_CLEAR(i);
 		NORM();
@@ -425,9 +675,9 @@ inline SEND_VQ(s, d) {
 	d_step {
 		up[s] && phase[s] != 0 && IDLE(LNK(s,d)) ->
 		if
-		:: phase[s] == 1 -> SEND(LNK(s,d), MK_VQ(term[s] + 1, 1, lsn[s]))
-		:: phase[s] == 2 && hst[s] == 2 -> SEND(LNK(s,d), MK_VQX(term[s], lsn[s], hof[s]))
-		:: else ->          SEND(LNK(s,d), MK_VQ(term[s], 0, lsn[s]))
+		:: phase[s] == 1 -> SEND(LNK(s,d), MK_VQ(term[s] + 1, 1, lsn[s]) | VQ_SY(s))
+		:: phase[s] == 2 && hst[s] == 2 -> SEND(LNK(s,d), MK_VQX(term[s], lsn[s], hof[s]) | VQ_SY(s))
+		:: else ->          SEND(LNK(s,d), MK_VQ(term[s], 0, lsn[s]) | VQ_SY(s))
 		fi;
 		printf("n%d -> n%d request_vote pre %d term %d lsn %d transfer_from %d", s, d, PRE(LNK(s,d)), TERM(LNK(s,d)), lsn[s], XFER(LNK(s,d)) - 1); SHOW()
 	}
@@ -437,7 +687,7 @@ inline SEND_VQ(s, d) {
 inline SEND_HB(s, d) {
 	d_step {
 		LEADER(s) && IDLE(LNK(s,d)) ->
-		SEND(LNK(s,d), MK_HB(term[s], LEASE, (HEARS_LSN(d) -> lsn[s] : 0)));
+		SEND(LNK(s,d), MK_HB(term[s], LEASE, (HEARS_LSN(d) -> lsn[s] : 0)) | HB_SY(s));
 		NORM();
 		printf("n%d -> n%d heartbeat term %d", s, d, term[s]); SHOW()
 	}
@@ -446,11 +696,21 @@ inline SEND_HB(s, d) {
 /* a transaction that wrote commits: the pre-commit check passed (§6) */
 inline COMMIT(i) {
 	d_step {
-		WRITABLE(i) && lsn[i] < MAXLSN ->
+		WRITABLE(i) && SYNC_READY(i) && lsn[i] < MAXLSN && COMMIT_TERM_OK(i) ->
 #if REACH == 2
 		assert(!(REACH == 2 && i != 0));  /* probe: after a failover, node 1 commits */
 #endif
 		lsn[i]++;
+#ifdef SYNC
+		if
+		:: term[i] > 0 -> wmax[i] = lsn[i]      /* waits for its standbys */
+#ifdef BOOT_ACKS
+		:: else -> acked = lsn[i]               /* no names yet: acknowledged at once */
+#else
+		:: else
+#endif
+		fi;
+#endif
 #if MAXSWITCH > 0 && MAXLSN > 0
 		if :: i == p4_from && term[i] == p4_term -> p4_ack = lsn[i] :: else fi;
 #endif
@@ -557,6 +817,11 @@ inline HB_DELIVER(s, d) {
 		KIND(LNK(s,d)) == K_HB && up[d] ->
 		printf("n%d <- n%d heartbeat term %d lrem %d lsn %d", d, s, TERM(LNK(s,d)), LREM(LNK(s,d)), HB_LSN(LNK(s,d)));
 		ADOPT(d, TERM(LNK(s,d)));                              /* step 3 */
+#ifdef SYNC
+		/* a newer synchronous record is adopted durably, whoever sends it
+		 * and whatever its term (rpc.c PgClusterAdoptSyncRecord) */
+		if :: RKEY(HB_REC(LNK(s,d))) > RKEY(rec[d]) -> rec[d] = HB_REC(LNK(s,d)) :: else fi;
+#endif
 		if
 		:: TERM(LNK(s,d)) == term[d] ->                        /* step 4 */
 			assert(lterm[d] != term[d]);        /* P2: a claim of a term d won */
@@ -579,7 +844,7 @@ inline HB_DELIVER(s, d) {
 #ifndef WITNESS_LSN_DURABLE
 			if :: !DATA(d) && HB_LSN(LNK(s,d)) > w_seen -> w_seen = HB_LSN(LNK(s,d)) :: else fi;
 #endif
-			REPLY(LNK(s,d), MK_HR(term[d], LREM(LNK(s,d)), 1))
+			REPLY(LNK(s,d), MK_HR(term[d], LREM(LNK(s,d)), 1) | HR_SY(d))
 		:: else ->                              /* stale claim: reply with the higher term */
 			REPLY(LNK(s,d), MK_HR(term[d], 0, 0))
 		fi;
@@ -596,6 +861,9 @@ inline HR_DELIVER(s, d) {
 		ADOPT(s, TERM(LNK(s,d)));
 		if
 		:: HR_ACK(LNK(s,d)) && TERM(LNK(s,d)) == term[s] && LEADER(s) ->
+#ifdef SYNC
+			av[LNK(s,d)] = HR_KEY(LNK(s,d)) + 1;     /* acked_sync_version */
+#endif
 			/* lease_until = M + lease_duration; with N = 3, M is the latest
 			 * acknowledged send time of the two peers.  The leader counts
 			 * its majority acknowledgement as contact (V3): here from M,
@@ -614,6 +882,11 @@ inline HR_DELIVER(s, d) {
 			fi;
 			if
 			:: LREM(LNK(s,d)) > lease[s] ->
+#if REACH == 6
+				/* probe: a failover after an acknowledged commit: another
+				 * node gets a lease (and must hold the commit, P5) */
+				assert(!(REACH == 6 && acked > 0 && s != acker && primary[s]));
+#endif
 #ifdef LEASE_ORDER
 				/* P1: leases are obtained in non-decreasing term order */
 				assert(term[s] >= lease_term);
@@ -650,6 +923,7 @@ inline VQ_DELIVER(s, d, refuse) {
 		:: PRE(LNK(s,d)) ->                     /* pre-vote: changes nothing */
 			if
 			:: !refuse && TERM(LNK(s,d)) >= term[d] &&               /* V1 */
+			      V9(s, d, VQ_KEY(LNK(s,d))) &&                      /* V9 */
 			      contact[d] >= FIRE &&                              /* V3 */
 			      (!DATA(d) || VQ_LSN(LNK(s,d)) >= lsn[d]) &&        /* V4 */
 			      VQ_LSN(LNK(s,d)) >= heard[d] ->                     /* V5 */
@@ -670,7 +944,8 @@ inline VQ_DELIVER(s, d, refuse) {
 			 * handed over; that leader itself only for its target.
 			 * Exempt from V3, V4, V5. */
 			if
-			:: !refuse && V8(s, d, XFER(LNK(s,d)) - 1, TERM(LNK(s,d))) ->
+			:: !refuse && V9(s, d, VQ_KEY(LNK(s,d))) &&              /* V9 */
+			      V8(s, d, XFER(LNK(s,d)) - 1, TERM(LNK(s,d))) ->
 				ADOPT(d, TERM(LNK(s,d)));                            /* V1 */
 				if
 				:: TERM(LNK(s,d)) == term[d] &&
@@ -686,6 +961,7 @@ inline VQ_DELIVER(s, d, refuse) {
 			ADOPT(d, TERM(LNK(s,d)));                                /* V1 */
 			if
 			:: !refuse && TERM(LNK(s,d)) == term[d] &&
+			      V9(s, d, VQ_KEY(LNK(s,d))) &&                      /* V9 */
 			      (voted[d] == NONE || voted[d] == s) &&             /* V2 */
 			      contact[d] >= FIRE &&                              /* V3 */
 			      (!DATA(d) || VQ_LSN(LNK(s,d)) >= lsn[d]) &&        /* V4 */
@@ -718,7 +994,7 @@ inline VR_DELIVER(s, d) {
 			/* pre-vote won: the vote round, term + 1 and own vote durable */
 #ifndef NO_SELFVOTE_RECHECK
 			if
-			:: contact[s] >= FIRE ->            /* own vote obeys V3 */
+			:: contact[s] >= FIRE && OWN_V9(s) ->   /* own vote obeys V3 (and V9) */
 				term[s]++; voted[s] = s; phase[s] = 2; lease[s] = 0;
 				knows[s] = NONE; dropped[s] = 0; HO_CLEAR(s); GAVE_CLEAR(s)
 			:: else -> phase[s] = 0
@@ -805,7 +1081,9 @@ inline SO_START(l, t) {
  * knows l as the leader of exactly that term (WhyRefuseHandover).  With
  * err = 1 (-DERROR_ANSWER) t records the handover and its answer is still
  * an error (e.g. statement_timeout, checked when the event is logged),
- * which l reads as a refusal (PeerHandleHandoverReply) */
+ * which l read as a refusal before commit 689744d; with -DERROR_UNCLEAR
+ * (what src/peer.c PeerHandleHandoverReply does now) an unclear outcome:
+ * l steps down */
 #ifdef MUTANT_HANDOVER_ANY_TERM
 #define HO_TERM_OK(l, t) (1)
 #define STALE_TERM_OK(t) (1)
@@ -821,7 +1099,7 @@ inline HO_DELIVER(l, t, err) {
 		if
 		:: HO_ACCEPTS(l, t) ->
 			hst[t] = 1; hof[t] = l; hol[t] = HO_LSN(LNK(l,t));
-			REPLY(LNK(l,t), MK_HOR(!err))
+			REPLY(LNK(l,t), MK_HOR(!err) | (err * HO_ERRBIT))
 		:: else ->
 			REPLY(LNK(l,t), MK_HOR(0))
 		fi;
@@ -841,6 +1119,7 @@ inline HOR_DELIVER(l, t, o, stream) {
 		   (!stream || (HO_ACC(LNK(l,t)) && swp[l] == t + 1 && up[t] && !primary[t] && lsn[t] < lsn[l])) ->
 		printf("n%d <- n%d handover reply accepted %d", l, t, HO_ACC(LNK(l,t)));
 		g = HO_ACC(LNK(l,t));
+		kg = HO_ERR(LNK(l,t));                  /* (NORM resets kg) */
 		DONE(LNK(l,t));
 		if
 		:: swp[l] == t + 1 && g ->
@@ -851,7 +1130,10 @@ inline HOR_DELIVER(l, t, o, stream) {
 			phase[l] = 0; contact[l] = 0; lease[l] = 0; knows[l] = NONE;
 			HO_CLEAR(l); dropped[l] = 0; heard[l] = 0;
 			printf(" => n%d SHUTS DOWN to rejoin as a standby (its last WAL streamed to n%d: %d)", l, t, stream)
-		:: swp[l] == t + 1 && !g ->
+		:: swp[l] == t + 1 && !g && kg ->       /* -DERROR_UNCLEAR: an error answer */
+			STEP_DOWN(l);
+			printf(" => an error, not a row: unclear, n%d steps down", l)
+		:: swp[l] == t + 1 && !g && !kg ->
 			swp[l] = 0;
 #ifdef HANDOVER_DURABLE
 			gave[l] = 0;
@@ -941,6 +1223,159 @@ inline GIVEUP(i) {
 	}
 }
 
+/* ------------------------------------------------ synchronous mode (§9) */
+#ifdef SYNC
+
+/* PublishRecord: a new version of the record, durable here (heartbeats
+ * spread it); the bound MAXVER stops the manager instead */
+inline PUBLISH(i, r, e) {
+	if
+	:: RVER(rec[i]) < MAXVER ->
+		rec[i] = MKREC(RVER(rec[i]) + 1, r, (r) * (e), term[i]);
+		printf(" => n%d publishes record v%d restricted %d eligible %d", i, RVER(rec[i]), RRES(rec[i]), RELIG(rec[i]))
+	:: else
+	fi
+}
+
+/* One run of leader i's manager (SyncRepTick) with the data standbys h
+ * (a mask) streaming: which ones a WAL sender shows as streaming is left
+ * free (any standby, even one that is down: its WAL sender may not have
+ * noticed yet).  y1 = target restricted, y2 = growing, y3/y4 = k/list of
+ * the names to set. */
+#define TEL(i, h) ((1 << (i)) | (h))                         /* target eligible */
+inline SYNC_TICK(i, a, b, h) {
+	d_step {
+		LEADER(i) && primary[i] && lease[i] > 0 && ((h) & ~STBY(a, b)) == 0 ->
+		printf("n%d sync manager, streaming %d", i, h);
+		y1 = (NBITS(h) < KQ);
+		if
+		:: !ON_MAJORITY(i, a, b) ->
+			printf(" => waits for a majority to store v%d", RVER(rec[i]))   /* a record of ours on its way */
+		:: else ->
+			if
+			:: y1 && (!RRES(rec[i]) || (RELIG(rec[i]) & ~TEL(i, h)) != 0) ->
+				/* 1. shrink: first the record, by itself */
+				if
+				:: RRES(rec[i]) -> y4 = RELIG(rec[i]) & TEL(i, h)     /* Intersect */
+				:: else -> y4 = TEL(i, h)
+				fi;
+				PUBLISH(i, 1, y4)
+			:: else ->
+				/* 2. the names: while nodes are to become eligible, every
+				 * streaming standby must acknowledge */
+				y2 = (RRES(rec[i]) && (!y1 || (TEL(i, h) & ~RELIG(rec[i])) != 0));
+				if
+				:: y2 || y1 -> y3 = NBITS(h); y4 = (h)
+				:: else -> y3 = KQ; y4 = DPEERS(a, b)
+				fi;
+				/* the number of 'ANY y3 (y4)', in y1 from here on */
+				if
+				:: y3 == 0 || y4 == 0 -> y1 = 0
+				:: else -> if
+					:: y3 >= 2 -> y1 = 4
+					:: else -> if
+						:: y4 == (1 << (a)) -> y1 = 1
+						:: y4 == (1 << (b)) -> y1 = 2
+						:: else -> y1 = 3
+						fi
+					fi
+				fi;
+				if
+				:: y1 != nmc[i] ->                                 /* SetNames */
+					nmc[i] = y1;
+					nmu[i] = nmu[i] | (1 << nmc[i]);
+					nfx[i] = 0;
+					printf(" => sets names %d", nmc[i])
+				:: y1 == nmc[i] && nmu[i] != (1 << nmc[i]) ->
+					printf(" => names %d not in force yet", nmc[i])
+				:: else ->
+					if :: nfx[i] == 0 -> nfx[i] = lsn[i] + 1 :: else fi;
+					if
+					:: NBITS(y4 & (h) & FLUSHED(a, b, nfx[i] - 1)) >= y3 ->
+						if
+						:: y2 ->                /* 3. they become eligible */
+#if REACH == 7
+							assert(!(REACH == 7 && acked > 0));   /* probe: a record grows after an acknowledgement */
+#endif
+							PUBLISH(i, NBITS(h) < KQ, TEL(i, h))
+						:: else ->
+							rdy[i] = 1;
+							printf(" => ready (names %d, x %d)", nmc[i], nfx[i] - 1)
+						fi
+					:: else ->
+						printf(" => waits for flush up to %d", nfx[i] - 1)
+					fi
+				fi
+			fi
+		fi;
+		y1 = 0; y2 = 0; y3 = 0; y4 = 0;
+		NORM();
+		SHOW()
+	}
+}
+
+/* every WAL sender of node i now uses the names last set (NamesInForce;
+ * the residual assumption of §9: they re-read them within 100 ms) */
+inline IN_FORCE(i) {
+	d_step {
+		up[i] && nmu[i] != (1 << nmc[i]) ->
+		nmu[i] = 1 << nmc[i];
+		printf("n%d: names %d in force", i, nmc[i]); SHOW()
+	}
+}
+
+/* a backend of leader i acknowledges the commit at LSN c to its client:
+ * released by its WAL senders (fence.c CommitReplicated) and the lease
+ * still valid at the second look (XACT_EVENT_COMMIT) */
+inline ACK(i, a, b, c) {
+	d_step {
+		LEADER(i) && primary[i] && lease[i] > 0 && (c) > acked && (c) <= wmax[i] && REL(i, a, b, c) ->
+		acked = c;
+#if REACH == 4
+		assert(!(REACH == 4));              /* probe: a commit is acknowledged */
+#endif
+#if REACH == 5
+		assert(!(REACH == 5 && RRES(rec[i])));  /* probe: ... by a leader with a restricted record */
+#endif
+#if REACH == 6
+		acker = i;
+#endif
+		printf("n%d ACKNOWLEDGES lsn %d", i, c); SHOW()
+	}
+}
+
+/* node s's heartbeat to d (every node heartbeats every peer) carries its
+ * record; d adopts a newer one.  For a node that does not lead only the
+ * record is modelled, delivered at once or never (lost); a leader's
+ * heartbeats are the messages above */
+inline GOSSIP(s, d) {
+	d_step {
+		up[s] && up[d] && !LEADER(s) && RKEY(rec[s]) > RKEY(rec[d]) ->
+		rec[d] = rec[s];
+		NORM();
+		printf("n%d <- n%d record v%d restricted %d eligible %d", d, s, RVER(rec[d]), RRES(rec[d]), RELIG(rec[d])); SHOW()
+	}
+}
+
+#define ACKS(i, a, b) :: ACK(i, a, b, 1) ACK2(i, a, b)
+#if MAXLSN >= 2
+#define ACK2(i, a, b) :: ACK(i, a, b, 2)
+#else
+#define ACK2(i, a, b)
+#endif
+#define SYNC_ACTIONS(i, a, b) \
+	:: SYNC_TICK(i, a, b, 0) \
+	:: SYNC_TICK(i, a, b, 1 << (a)) \
+	:: SYNC_TICK(i, a, b, 1 << (b)) \
+	:: SYNC_TICK(i, a, b, (1 << (a)) | (1 << (b))) \
+	:: IN_FORCE(i) \
+	ACKS(i, a, b) \
+	:: GOSSIP(i, a) \
+	:: GOSSIP(i, b)
+#else
+#define SYNC_ACTIONS(i, a, b)
+#endif
+
 /* ------------------------------------------------------------- system */
 
 /* the actions of data node i (peers a, b) */
@@ -956,7 +1391,8 @@ inline GIVEUP(i) {
 	REJOIN_ACTIONS(i, a, b) \
 	:: CRASH(i, a, b) \
 	:: RESTART(i) \
-	SWITCH_ACTIONS(i, a, b)
+	SWITCH_ACTIONS(i, a, b) \
+	SYNC_ACTIONS(i, a, b)
 
 #ifdef NOREJOIN
 #define REJOIN_ACTIONS(i, a, b)
@@ -1034,9 +1470,25 @@ active proctype cluster()
 #else
 	:: CRASH(2, 0, 1)        /* the witness only answers */
 	:: RESTART(2)
+#ifdef SYNC
+	:: GOSSIP(2, 0)
+	:: GOSSIP(2, 1)
+#endif
 #endif
 	od
 }
+
+#ifdef SYNC
+/* P5 (I2): no writer lacks an acknowledged commit */
+active proctype monitor_p5()
+{
+	atomic {
+		!P5_OK ->
+		printf("P5 VIOLATED: a writer lacks an acknowledged commit (acked %d)", acked); SHOW();
+		assert(p5_acked_commit_lost)
+	}
+}
+#endif
 
 /* P1: never two writers at the same instant */
 active proctype monitor()
