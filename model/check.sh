@@ -38,11 +38,13 @@
 #                          the handover was taken for a refusal (P4).  src/
 #                          takes it for an unclear outcome and steps down
 #                          (-DERROR_UNCLEAR), checked by switchover-error-answer
+#     fixed-sync-own-vote  the candidate's own vote ignored V9 (a primary
+#                          stood whatever its record said); src/ checks its
+#                          own record before standing and again with V3
+#                          before raising the term (-DSELF_V9), as the
+#                          sync-* pass checks do
 #   open-sync-*            synchronous mode (-DSYNC, §9) as src/ implements
 #                          it loses an acknowledged commit (P5):
-#     open-sync-own-vote   the candidate's own vote ignores V9 (a primary
-#                          stands whatever its record says); the sync-*
-#                          pass checks use the proposed fix -DSELF_V9
 #     open-sync-version-collision  two leaders create the same
 #                          sync_version with different contents, and a
 #                          peer holding the other one counts as storing the
@@ -128,7 +130,8 @@ check() {
 # The switchover checks run with the fix of fixed-handover-restart and with
 # a primary that does not lead allowed to stand, as src/ does.
 SW_FIXES="-DHANDOVER_DURABLE -DPRIMARY_STANDS"
-# Synchronous mode (quorum): the proposed fixes of the open-sync-* checks,
+# Synchronous mode (quorum): the fix of fixed-sync-own-vote (in src/) and
+# the proposed fix of open-sync-version-collision (not in src/ yet),
 # and the bounds (one message in flight; three terms with a witness, two
 # with three data nodes)
 SYNC_FIXES="-DSELF_V9 -DSYNC_TERM_ORDER"
@@ -158,7 +161,7 @@ CHECKS_A=(
 	"mutant-handover-any-term|violation|assertion violated 0|-DMUTANT_HANDOVER_ANY_TERM $SW_FIXES -DF=2 -DLEASE=1 -DMAXLSN=0 -DMAXTERM=3 -DMAXCRASH=0|-O1"
 	"sync-quorum-witness|pass||$SYNC_FIXES $SYNC_W -DMAXCRASH=1"
 	"reach-sync-failover-ack|violation|(6==6)|$SYNC_FIXES $SYNC_W -DMAXCRASH=0 -DREACH=6"
-	"open-sync-own-vote|violation|>=acked|-DSYNC_TERM_ORDER $SYNC_W -DMAXCRASH=0|-O1"
+	"fixed-sync-own-vote|violation|>=acked|-DSYNC_TERM_ORDER $SYNC_W -DMAXCRASH=0|-O1"
 	"open-sync-version-collision|violation|>=acked|-DSELF_V9 $SYNC_W -DMAXCRASH=0|-O1"
 	"mutant-sync-no-v9|violation|>=acked|-DMUTANT_NO_V9 $SYNC_FIXES $SYNC_W -DMAXCRASH=0"
 	"open-sync-bootstrap-acks|violation|>=acked|-DBOOT_ACKS $SYNC_FIXES $SYNC_W -DMAXCRASH=0"

@@ -346,6 +346,15 @@ WhyNotStand(TimestampTz now, const PgClusterDurableState *durable)
 	if (now - last_contact < (int64) PgClusterFailoverTimeoutMs * 1000)
 		return "leader alive";
 
+	/*
+	 * Our own vote obeys V9 like everyone's, whatever our role: a primary
+	 * that does not lead (it stepped down, or was not rewound yet) may lack
+	 * commits its successor acknowledged, and the record's majority may be
+	 * just that successor and us.
+	 */
+	if (PgClusterWhyNotEligible(PgClusterNodeName, durable) != NULL)
+		return "not eligible: the synchronous record does not list it";
+
 	if (in_recovery)
 	{
 		TimeLineID	tli;
@@ -353,8 +362,6 @@ WhyNotStand(TimestampTz now, const PgClusterDurableState *durable)
 
 		if (PgClusterPriority <= 0)
 			return "priority 0";
-		if (PgClusterWhyNotEligible(PgClusterNodeName, durable) != NULL)
-			return "not eligible: the synchronous record does not list it";
 		if (durable->term == 0)
 			return "no leader yet: standbys do not start a cluster";
 		/*
@@ -476,11 +483,13 @@ StartVoteRound(TimestampTz now, const char *transfer_from, const char *why)
 	 * began, raising the term now would depose it.  Checked under
 	 * durable_lock, which heartbeats hold while they acknowledge a leader,
 	 * so no acknowledgement can slip in between.  A handover is exempt, as
-	 * for every voter (V8).
+	 * for every voter (V8).  So does V9: a synchronous record adopted while
+	 * the pre-vote ran may exclude us, and it counts (a handover too).
 	 */
 	if ((transfer_from == NULL &&
 		 now - LastLeaderContact() < (int64) PgClusterFailoverTimeoutMs * 1000) ||
-		PgClusterShmem->durable.term + 1 != election.term)
+		PgClusterShmem->durable.term + 1 != election.term ||
+		PgClusterWhyNotEligible(PgClusterNodeName, &PgClusterShmem->durable) != NULL)
 	{
 		LWLockRelease(PgClusterShmem->durable_lock);
 		election.phase = ELECTION_IDLE;
