@@ -3,7 +3,8 @@
  * client_util.h
  *		Helpers shared by the small C clients of the benchmarks and the
  *		fault suite (bench/writer.c, test/faults/client.c,
- *		test/faults/netdelay.c): clocks and one-line error messages.
+ *		test/faults/netdelay.c): clocks, one-line error messages and, for
+ *		the libpq clients, a logged connection attempt.
  *
  * Wall-clock times go into the clients' logs, where they are compared
  * with the servers' event times (one machine, one clock); monotonic times
@@ -17,6 +18,7 @@
 #define PG_CLUSTER_CLIENT_UTIL_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <time.h>
 
 /* wall_now: CLOCK_REALTIME, seconds since the epoch */
@@ -70,5 +72,28 @@ one_line(const char *msg)
 	buf[j] = '\0';
 	return j > 0 ? buf : "(no message)";
 }
+
+#ifdef LIBPQ_FE_H
+
+/*
+ * connect_or_log connects to uri (with a multi-host URI and
+ * target_session_attrs=read-write libpq finds the writable node); a
+ * failure is logged as "fail 0 SENT DONE - MESSAGE" and gives NULL.
+ */
+static inline PGconn *
+connect_or_log(const char *uri, double sent, FILE *log)
+{
+	PGconn	   *conn = PQconnectdb(uri);
+
+	if (PQstatus(conn) == CONNECTION_OK)
+		return conn;
+	fprintf(log, "fail 0 %.6f %.6f - %s\n", sent, wall_now(),
+			one_line(PQerrorMessage(conn)));
+	fflush(log);
+	PQfinish(conn);
+	return NULL;
+}
+
+#endif							/* LIBPQ_FE_H */
 
 #endif							/* PG_CLUSTER_CLIENT_UTIL_H */

@@ -163,17 +163,7 @@ main(int argc, char **argv)
 		double		sent = wall_now();
 
 		if (conn == NULL)
-		{
-			conn = PQconnectdb(uri);
-			if (PQstatus(conn) != CONNECTION_OK)
-			{
-				fprintf(log, "fail 0 %.6f %.6f - %s\n", sent, wall_now(),
-						one_line(PQerrorMessage(conn)));
-				fflush(log);
-				PQfinish(conn);
-				conn = NULL;
-			}
-		}
+			conn = connect_or_log(uri, sent, log);
 		if (conn != NULL && !stop_requested)
 		{
 			char		idbuf[32];
