@@ -18,7 +18,7 @@ use Time::HiRes qw(time);
 our @EXPORT = qw(create_cluster cluster_conf add_wait_function wait_for
   wait_for_leader sql postmaster_pid stop_process_group continue_process_group
   crash_instance wait_for_any_leader start_writer stop_writer writer_log
-  cluster_uri start_supervised stop_supervised supervisor_exited);
+  cluster_uri start_supervised stop_supervised supervisor_exited wait_followed);
 
 # Timings used by the tests unless a test says otherwise.
 our %DEFAULT_SETTINGS = (
@@ -137,6 +137,19 @@ sub wait_for_leader
 			"SELECT leader = '$leader' FROM pg_cluster.status");
 	}
 	return $at;
+}
+
+# wait_followed waits until the worker of $node has taken $leader as its
+# leader (event "leader_changed", recorded after the worker's follow step
+# of the same loop, which re-points primary_conninfo if needed).  The
+# heartbeat that makes pg_cluster.status name the leader comes before
+# that: a test that changes primary_conninfo itself waits for this, or the
+# worker's follow may overwrite it.
+sub wait_followed
+{
+	my ($node, $leader) = @_;
+	return wait_for($node,
+		"SELECT count(*) > 0 FROM pg_cluster.events WHERE kind = 'leader_changed' AND node_name = '$leader'");
 }
 
 # wait_for waits until $condition (a boolean SQL expression or query) holds

@@ -21,6 +21,7 @@ $n1->wait_for_catchup($_) for ($n2, $n3);
 
 # make n2 fall behind: it stops receiving WAL (its sender address is
 # emptied), so n3 is the most advanced standby when n1 dies
+wait_followed($n2, 'n1');
 sql($n2, "ALTER SYSTEM SET primary_conninfo = ''");
 sql($n2, "SELECT pg_reload_conf()");
 wait_for($n2, "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_wal_receiver)");

@@ -16,6 +16,7 @@ my ($n1, $n2, $n3) = @nodes;
 # heartbeats go on) and writes WAL that no standby has
 foreach my $node ($n2, $n3)
 {
+	wait_followed($node, 'n1');
 	sql($node, "ALTER SYSTEM SET primary_conninfo = ''");
 	sql($node, "SELECT pg_reload_conf()");
 	wait_for($node, "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_wal_receiver)");
