@@ -41,6 +41,7 @@ CREATE FUNCTION pg_cluster.heartbeat(
 	sender_sync_version bigint,
 	sender_sync_restricted boolean,
 	sender_sync_eligible text,
+	sender_sync_term bigint,
 	OUT node_name text,
 	OUT system_identifier text,
 	OUT role text,
@@ -55,13 +56,14 @@ CREATE FUNCTION pg_cluster.heartbeat(
 	OUT paused boolean,
 	OUT priority integer,
 	OUT state text,
-	OUT sync_version bigint)
+	OUT sync_version bigint,
+	OUT sync_term bigint)
 RETURNS record
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'pg_cluster_heartbeat';
 
-REVOKE ALL ON FUNCTION pg_cluster.heartbeat(text, text, text, bigint, text, integer, pg_catalog.pg_lsn, timestamptz, integer, boolean, bigint, boolean, bigint, boolean, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pg_cluster.heartbeat(text, text, text, bigint, text, integer, pg_catalog.pg_lsn, timestamptz, integer, boolean, bigint, boolean, bigint, boolean, text) TO pgcluster_peer;
+REVOKE ALL ON FUNCTION pg_cluster.heartbeat(text, text, text, bigint, text, integer, pg_catalog.pg_lsn, timestamptz, integer, boolean, bigint, boolean, bigint, boolean, text, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pg_cluster.heartbeat(text, text, text, bigint, text, integer, pg_catalog.pg_lsn, timestamptz, integer, boolean, bigint, boolean, bigint, boolean, text, bigint) TO pgcluster_peer;
 
 -- Internal: a candidate's (pre-)vote request.
 CREATE FUNCTION pg_cluster.request_vote(
@@ -74,6 +76,9 @@ CREATE FUNCTION pg_cluster.request_vote(
 	candidate_protocol_version integer,
 	transfer_from text,
 	candidate_sync_version bigint,
+	candidate_sync_term bigint,
+	candidate_sync_restricted boolean,
+	candidate_sync_eligible text,
 	OUT term bigint,
 	OUT granted boolean,
 	OUT reason text)
@@ -81,8 +86,8 @@ RETURNS record
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'pg_cluster_request_vote';
 
-REVOKE ALL ON FUNCTION pg_cluster.request_vote(text, text, bigint, integer, pg_catalog.pg_lsn, boolean, integer, text, bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pg_cluster.request_vote(text, text, bigint, integer, pg_catalog.pg_lsn, boolean, integer, text, bigint) TO pgcluster_peer;
+REVOKE ALL ON FUNCTION pg_cluster.request_vote(text, text, bigint, integer, pg_catalog.pg_lsn, boolean, integer, text, bigint, bigint, boolean, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pg_cluster.request_vote(text, text, bigint, integer, pg_catalog.pg_lsn, boolean, integer, text, bigint, bigint, boolean, text) TO pgcluster_peer;
 
 -- Internal: the leader asks the target of a switchover to take over.
 CREATE FUNCTION pg_cluster.handover(

@@ -9,7 +9,7 @@ SELECT extname, extversion FROM pg_extension WHERE extname = 'pg_cluster';
 SELECT p.oid::regprocedure AS function
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = 'pg_cluster'
-ORDER BY 1::text;
+ORDER BY p.oid::regprocedure::text;
 
 SELECT c.relname, c.relkind
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -18,15 +18,15 @@ ORDER BY 1;
 
 -- the RPC is internal: not executable by PUBLIC, only by pgcluster_peer
 SELECT has_function_privilege('public',
-	'pg_cluster.heartbeat(text,text,text,bigint,text,integer,pg_lsn,timestamptz,integer,boolean,bigint,boolean,bigint,boolean,text)',
+	'pg_cluster.heartbeat(text,text,text,bigint,text,integer,pg_lsn,timestamptz,integer,boolean,bigint,boolean,bigint,boolean,text,bigint)',
 	'EXECUTE') AS public_can_heartbeat,
 	has_function_privilege('pgcluster_peer',
-	'pg_cluster.heartbeat(text,text,text,bigint,text,integer,pg_lsn,timestamptz,integer,boolean,bigint,boolean,bigint,boolean,text)',
+	'pg_cluster.heartbeat(text,text,text,bigint,text,integer,pg_lsn,timestamptz,integer,boolean,bigint,boolean,bigint,boolean,text,bigint)',
 	'EXECUTE') AS peer_role_can_heartbeat;
 
 -- so are the votes; pause and resume are for pgcluster_admin
 SELECT has_function_privilege('public',
-	'pg_cluster.request_vote(text,text,bigint,integer,pg_lsn,boolean,integer,text,bigint)',
+	'pg_cluster.request_vote(text,text,bigint,integer,pg_lsn,boolean,integer,text,bigint,bigint,boolean,text)',
 	'EXECUTE') AS public_can_vote,
 	has_function_privilege('public', 'pg_cluster.pause()', 'EXECUTE') AS public_can_pause,
 	has_function_privilege('pgcluster_admin', 'pg_cluster.pause()', 'EXECUTE') AS admin_can_pause;
@@ -50,9 +50,9 @@ SET ROLE regress_monitor;
 SELECT node_name, role FROM pg_cluster.status;
 SELECT count(*) > 0 AS has_nodes FROM pg_cluster.nodes;
 -- monitoring does not allow calling the RPC
-SELECT * FROM pg_cluster.heartbeat('n2', '1', 'standby', 0, NULL, 1, '0/0', now(), 2, false, 0, false, 0, false, '');
+SELECT * FROM pg_cluster.heartbeat('n2', '1', 'standby', 0, NULL, 1, '0/0', now(), 3, false, 0, false, 0, false, '', 0);
 RESET ROLE;
 SET ROLE regress_nobody;
 SELECT node_name FROM pg_cluster.status;
-SELECT * FROM pg_cluster.heartbeat('n2', '1', 'standby', 0, NULL, 1, '0/0', now(), 2, false, 0, false, 0, false, '');
+SELECT * FROM pg_cluster.heartbeat('n2', '1', 'standby', 0, NULL, 1, '0/0', now(), 3, false, 0, false, 0, false, '', 0);
 RESET ROLE;

@@ -22,15 +22,15 @@ SELECT count(*) AS switchover_events FROM pg_cluster.events WHERE kind LIKE 'swi
 
 -- the internal halves check their caller like every RPC
 SELECT * FROM pg_cluster.handover('n9', (SELECT system_identifier FROM pg_cluster.status),
-	7, '0/0', 1000, 2);
+	7, '0/0', 1000, 3);
 SELECT * FROM pg_cluster.request_switchover('n2', 1000, 'n9',
-	(SELECT system_identifier FROM pg_cluster.status), 2);
+	(SELECT system_identifier FROM pg_cluster.status), 3);
 -- a primary does not take over from anyone
 SELECT * FROM pg_cluster.handover('n2', (SELECT system_identifier FROM pg_cluster.status),
-	7, '0/0', 1000, 2);
+	7, '0/0', 1000, 3);
 SELECT kind, node_name, detail FROM pg_cluster.events WHERE kind = 'handover_refused';
 -- and only the leader runs a switchover for another node
 SELECT * FROM pg_cluster.request_switchover('n2', 1000, 'n2',
-	(SELECT system_identifier FROM pg_cluster.status), 2);
+	(SELECT system_identifier FROM pg_cluster.status), 3);
 SELECT * FROM pg_cluster.request_switchover(NULL, 10, 'n2',
-	(SELECT system_identifier FROM pg_cluster.status), 2);
+	(SELECT system_identifier FROM pg_cluster.status), 3);

@@ -184,34 +184,37 @@ PgClusterAdoptPause(uint64 version, bool paused, const char *from)
 }
 
 /*
- * PgClusterAdoptSyncRecord adopts a newer synchronous record (a higher
- * version), durably.  Returns whether it changed.
+ * PgClusterAdoptSyncRecord adopts a newer synchronous record (higher in
+ * (term, version) order), durably.  Returns whether it changed.
  */
 bool
-PgClusterAdoptSyncRecord(uint64 version, bool restricted, const char *eligible,
-						 const char *from)
+PgClusterAdoptSyncRecord(const PgClusterSyncRecord *record, const char *from)
 {
 	PgClusterDurableState next;
 
 	LWLockAcquire(PgClusterShmem->durable_lock, LW_EXCLUSIVE);
-	if (!PgClusterShmem->durable_loaded || version <= PgClusterShmem->durable.sync_version)
+	if (!PgClusterShmem->durable_loaded ||
+		PgClusterCompareSyncOrder(record->term, record->version,
+								  PgClusterShmem->durable.sync.term,
+								  PgClusterShmem->durable.sync.version) <= 0)
 	{
 		LWLockRelease(PgClusterShmem->durable_lock);
 		return false;
 	}
 	next = PgClusterShmem->durable;
-	next.sync_version = version;
-	next.sync_restricted = restricted;
-	strlcpy(next.sync_eligible, restricted ? eligible : "", PGC_NAME_LIST_LEN);
+	next.sync.term = record->term;
+	next.sync.version = record->version;
+	next.sync.restricted = record->restricted;
+	strlcpy(next.sync.eligible, record->restricted ? record->eligible : "", PGC_NAME_LIST_LEN);
 	PgClusterPersistLocked(&next);
 	LWLockRelease(PgClusterShmem->durable_lock);
 
 	PgClusterRecordEvent("sync_record", from,
-						 "synchronous record version " UINT64_FORMAT " from \"%s\": %s%s",
-						 version, from,
-						 restricted ? "only these data nodes may be promoted: " :
+						 "synchronous record " UINT64_FORMAT "." UINT64_FORMAT " from \"%s\": %s%s",
+						 record->term, record->version, from,
+						 record->restricted ? "only these data nodes may be promoted: " :
 						 "every data node may be promoted (commits are on a majority)",
-						 restricted ? (eligible[0] ? eligible : "none") : "");
+						 record->restricted ? (record->eligible[0] ? record->eligible : "none") : "");
 	return true;
 }
 

@@ -78,6 +78,16 @@ PgClusterHandleVoteRequest(const PgClusterVoteRequest *req, uint64 *voter_term,
 		return false;
 	}
 
+	/*
+	 * A real vote request carries the candidate's synchronous record; a
+	 * newer one is adopted (durably) whatever the answer, as from a
+	 * heartbeat.  This is how the majority that elects the bootstrap
+	 * primary stores its record "only the bootstrap primary" (§5, §9):
+	 * commits it acknowledged before any standby streamed are then safe.
+	 */
+	if (!req->pre_vote)
+		PgClusterAdoptSyncRecord(&req->sync, req->candidate);
+
 	LWLockAcquire(PgClusterShmem->durable_lock, LW_EXCLUSIVE);
 	next = PgClusterShmem->durable;
 	*voter_term = next.term;
@@ -115,9 +125,10 @@ PgClusterHandleVoteRequest(const PgClusterVoteRequest *req, uint64 *voter_term,
 	 * V9, synchronous mode (§9): the candidate knows the latest synchronous
 	 * record we know, and that record lets it be promoted.
 	 */
-	if (req->sync_version < next.sync_version)
-		REFUSE("candidate's synchronous record " UINT64_FORMAT " is older than ours, " UINT64_FORMAT,
-			   req->sync_version, next.sync_version);
+	if (PgClusterCompareSyncOrder(req->sync.term, req->sync.version,
+								  next.sync.term, next.sync.version) < 0)
+		REFUSE("candidate's synchronous record " UINT64_FORMAT "." UINT64_FORMAT " is older than ours, " UINT64_FORMAT "." UINT64_FORMAT,
+			   req->sync.term, req->sync.version, next.sync.term, next.sync.version);
 	{
 		const char *why = PgClusterWhyNotEligible(req->candidate, &next);
 
@@ -285,8 +296,8 @@ ElectionInProgress(void)
 
 /*
  * BetterCandidateVisible says whether a reachable peer should go first: a
- * standby with more WAL than ours, or a primary with at least as much (it
- * can take office again without a promotion, e.g. after stepping down).
+ * standby with more WAL than ours.  (A primary that lost its term does not
+ * stand again, see WhyNotStand.)
  */
 static bool
 BetterCandidateVisible(TimeLineID tli, XLogRecPtr lsn)
@@ -303,8 +314,7 @@ BetterCandidateVisible(TimeLineID tli, XLogRecPtr lsn)
 		if (e->is_self || !e->reachable || !e->view_valid)
 			continue;
 		cmp = PgClusterCompareProgress(e->view.timeline, e->view.lsn, tli, lsn);
-		if ((e->view.role == PGC_ROLE_STANDBY && cmp > 0) ||
-			(e->view.role == PGC_ROLE_PRIMARY && cmp >= 0))
+		if (e->view.role == PGC_ROLE_STANDBY && cmp > 0)
 			better = true;
 	}
 	LWLockRelease(PgClusterShmem->lock);
@@ -354,6 +364,18 @@ WhyNotStand(TimestampTz now, const PgClusterDurableState *durable)
 	 */
 	if (PgClusterWhyNotEligible(PgClusterNodeName, durable) != NULL)
 		return "not eligible: the synchronous record does not list it";
+
+	/*
+	 * A primary that led a term and lost it does not take a new term: its
+	 * commits would go on its old timeline, and (timeline, LSN), the order
+	 * of V4 and V5, is the order of Raft's (term of the last entry, index)
+	 * only while every leader after the bootstrap primary writes on the
+	 * timeline its own promotion created (protocol.md §4).  It rejoins as
+	 * a standby instead.  The bootstrap primary may stand until it first
+	 * wins: its WAL is the only one on timeline 1.
+	 */
+	if (!in_recovery && durable->leader_term > 0)
+		return "a primary that lost its term rejoins as a standby; it takes no new term without a promotion";
 
 	if (in_recovery)
 	{
@@ -437,14 +459,14 @@ ResetRound(void)
 	memset(election.granted_by, 0, sizeof(election.granted_by));
 }
 
-/* SyncVersion: the version of the synchronous record this node holds. */
-static uint64
-SyncVersion(void)
+/* OwnSyncRecord: the synchronous record this node holds. */
+static void
+OwnSyncRecord(PgClusterSyncRecord *record)
 {
 	PgClusterDurableState durable;
 
 	PgClusterDurableSnapshot(&durable);
-	return durable.sync_version;
+	*record = durable.sync;
 }
 
 /* Ask every peer for a pre-vote for election.term. */
@@ -458,7 +480,7 @@ SendPreVoteRequests(void)
 	req.term = election.term;
 	req.lsn = PgClusterLocalLsn(&req.timeline);
 	req.pre_vote = true;
-	req.sync_version = SyncVersion();
+	OwnSyncRecord(&req.sync);
 	PeerConnectionsRequestVotes(&req);
 }
 
@@ -515,7 +537,7 @@ StartVoteRound(TimestampTz now, const char *transfer_from, const char *why)
 	strlcpy(req.candidate, PgClusterNodeName, PGC_NAME_LEN);
 	req.term = election.term;
 	req.lsn = PgClusterLocalLsn(&req.timeline);
-	req.sync_version = SyncVersion();
+	OwnSyncRecord(&req.sync);
 	if (transfer_from != NULL)
 		strlcpy(req.transfer_from, transfer_from, PGC_NAME_LEN);
 	strlcpy(election.transfer_from, req.transfer_from, PGC_NAME_LEN);

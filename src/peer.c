@@ -127,14 +127,14 @@ static int	peer_count = 0;
 
 static const char heartbeat_query[] =
 "SELECT node_name, system_identifier, role, term, leader, timeline, lsn, protocol_version, "
-"is_leader, ack, pause_version, paused, priority, state, sync_version "
-"FROM pg_cluster.heartbeat($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+"is_leader, ack, pause_version, paused, priority, state, sync_version, sync_term "
+"FROM pg_cluster.heartbeat($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
 
-#define HEARTBEAT_REPLY_COLUMNS 15
+#define HEARTBEAT_REPLY_COLUMNS 16
 
 static const char vote_query[] =
 "SELECT term, granted, reason "
-"FROM pg_cluster.request_vote($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+"FROM pg_cluster.request_vote($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 
 static const char handover_query[] =
 "SELECT accepted, reason "
@@ -388,8 +388,9 @@ PeerSendHeartbeat(Peer *peer, TimestampTz now)
 	char		version[16];
 	char		pause_version[32];
 	char		sync_version[32];
+	char		sync_term[32];
 	PgClusterDurableState durable;
-	const char *params[15];
+	const char *params[16];
 
 	PgClusterLocalView(&view);
 	PgClusterDurableSnapshot(&durable);
@@ -412,10 +413,12 @@ PeerSendHeartbeat(Peer *peer, TimestampTz now)
 	params[9] = view.is_leader ? "t" : "f";
 	params[10] = pause_version;
 	params[11] = view.paused ? "t" : "f";
-	snprintf(sync_version, sizeof(sync_version), UINT64_FORMAT, durable.sync_version);
+	snprintf(sync_version, sizeof(sync_version), UINT64_FORMAT, durable.sync.version);
+	snprintf(sync_term, sizeof(sync_term), UINT64_FORMAT, durable.sync.term);
 	params[12] = sync_version;
-	params[13] = durable.sync_restricted ? "t" : "f";
-	params[14] = durable.sync_eligible;
+	params[13] = durable.sync.restricted ? "t" : "f";
+	params[14] = durable.sync.eligible;
+	params[15] = sync_term;
 
 	PeerSendQuery(peer, now, heartbeat_query, lengthof(params), params,
 				  PEER_REQUEST_HEARTBEAT);
@@ -434,11 +437,13 @@ PeerSendVote(Peer *peer, TimestampTz now)
 	char		lsn[32];
 	char		version[16];
 	char		sync_version[32];
-	const char *params[9];
+	char		sync_term[32];
+	const char *params[12];
 
 	snprintf(sysid, sizeof(sysid), UINT64_FORMAT, PgClusterLocalSystemIdentifier());
 	snprintf(term, sizeof(term), UINT64_FORMAT, req->term);
-	snprintf(sync_version, sizeof(sync_version), UINT64_FORMAT, req->sync_version);
+	snprintf(sync_version, sizeof(sync_version), UINT64_FORMAT, req->sync.version);
+	snprintf(sync_term, sizeof(sync_term), UINT64_FORMAT, req->sync.term);
 	snprintf(timeline, sizeof(timeline), "%u", req->timeline);
 	snprintf(lsn, sizeof(lsn), "%X/%X", LSN_FORMAT_ARGS(req->lsn));
 	snprintf(version, sizeof(version), "%d", PGC_PROTOCOL_VERSION);
@@ -451,6 +456,9 @@ PeerSendVote(Peer *peer, TimestampTz now)
 	params[6] = version;
 	params[7] = req->transfer_from[0] ? req->transfer_from : NULL;
 	params[8] = sync_version;
+	params[9] = sync_term;
+	params[10] = req->sync.restricted ? "t" : "f";
+	params[11] = req->sync.eligible;
 
 	peer->in_flight_vote = *req;
 	peer->vote_pending = false;
@@ -645,6 +653,7 @@ PeerParseReply(Peer *peer, PGresult *res, PgClusterNodeView *view, bool *acked,
 	view->priority = atoi(PQgetvalue(res, 0, 12));
 	view->state = PgClusterStateFromName(PQgetvalue(res, 0, 13));
 	view->sync_version = strtou64(PQgetvalue(res, 0, 14), NULL, 10);
+	view->sync_term = strtou64(PQgetvalue(res, 0, 15), NULL, 10);
 
 	if (!WorkerAcceptClusterIdentifier(view->system_identifier, view->role,
 									   reason, reasonlen))
@@ -695,6 +704,7 @@ PeerRecordReply(Peer *peer, const PgClusterNodeView *view, bool acked, Timestamp
 		{
 			PgClusterShmem->nodes[idx].acked_term = our_term;
 			PgClusterShmem->nodes[idx].acked_sent_at = peer->sent_at;
+			PgClusterShmem->nodes[idx].acked_sync_term = view->sync_term;
 			PgClusterShmem->nodes[idx].acked_sync_version = view->sync_version;
 		}
 		if (view->is_leader && !PgClusterShmem->is_leader)

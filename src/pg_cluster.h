@@ -30,7 +30,7 @@
 #include "utils/guc.h"
 
 /* Version of the peer RPCs; a peer speaking another one is refused. */
-#define PGC_PROTOCOL_VERSION		2
+#define PGC_PROTOCOL_VERSION		3
 
 /* Limits of the configuration (sized so shared memory stays small). */
 #define PGC_MAX_NODES				16
@@ -146,7 +146,8 @@ typedef struct PgClusterNodeView
 	bool		is_leader;		/* claims leadership of "term" */
 	uint64		pause_version;
 	bool		paused;
-	uint64		sync_version;	/* the synchronous record it holds */
+	uint64		sync_term;		/* the synchronous record it holds: */
+	uint64		sync_version;	/* (creator's term, version) */
 	TimestampTz sent_at;		/* the sender's clock, for display only */
 	int			priority;		/* pg_cluster.priority (replies only) */
 	PgClusterWorkerState state; /* pg_cluster.status.state (replies only) */
@@ -174,7 +175,8 @@ typedef struct PgClusterNodeEntry
 	/* on a leader: the send time of the latest heartbeat it acknowledged */
 	uint64		acked_term;
 	TimestampTz acked_sent_at;
-	uint64		acked_sync_version; /* the synchronous record it holds */
+	uint64		acked_sync_term;	/* the synchronous record it holds */
+	uint64		acked_sync_version;
 
 	uint64		heartbeats_sent;
 	uint64		heartbeats_answered;
@@ -193,6 +195,38 @@ typedef struct PgClusterEvent
 	char		detail[PGC_EVENT_DETAIL_LEN];
 } PgClusterEvent;
 
+/*
+ * The synchronous record (syncrep.c, protocol.md §9): which data nodes hold
+ * every acknowledged commit.  Not restricted: all of them, as far as rule
+ * V4 can tell (every commit is on a majority).  Restricted: only those
+ * named.  Made durable on a majority before it is relied on.  Records are
+ * ordered by (term, version): a leader's records supersede those of every
+ * earlier term, so two leaders can never make different records look alike.
+ */
+typedef struct PgClusterSyncRecord
+{
+	uint64		term;			/* term of the leader that made it; 0: the
+								 * bootstrap primary's */
+	uint64		version;
+	bool		restricted;
+	char		eligible[PGC_NAME_LIST_LEN];	/* comma-separated names */
+} PgClusterSyncRecord;
+
+/*
+ * PgClusterCompareSyncOrder orders synchronous records by (term, version):
+ * negative, zero or positive as a is older than, the same as or newer than b.
+ */
+static inline int
+PgClusterCompareSyncOrder(uint64 term_a, uint64 version_a,
+						  uint64 term_b, uint64 version_b)
+{
+	if (term_a != term_b)
+		return term_a < term_b ? -1 : 1;
+	if (version_a != version_b)
+		return version_a < version_b ? -1 : 1;
+	return 0;
+}
+
 /* The durable state file, $PGDATA/pg_cluster.state (docs/protocol.md §2). */
 typedef struct PgClusterDurableState
 {
@@ -204,15 +238,7 @@ typedef struct PgClusterDurableState
 	uint64		pause_version;
 	bool		paused;
 
-	/*
-	 * The synchronous record (syncrep.c, protocol.md §9): which data nodes
-	 * hold every acknowledged commit.  Not restricted: all of them, as far
-	 * as rule V4 can tell (every commit is on a majority).  Restricted:
-	 * only those named.  Made durable on a majority before it is relied on.
-	 */
-	uint64		sync_version;
-	bool		sync_restricted;
-	char		sync_eligible[PGC_NAME_LIST_LEN];	/* comma-separated names */
+	PgClusterSyncRecord sync;	/* the synchronous record */
 
 	/*
 	 * A leader that asks a target to take over its term records that term
@@ -401,8 +427,8 @@ extern bool PgClusterEnsureDurableLoaded(void);
 extern void PgClusterPersistLocked(const PgClusterDurableState *next);
 extern bool PgClusterAdoptTerm(uint64 term, const char *from);
 extern bool PgClusterAdoptPause(uint64 version, bool paused, const char *from);
-extern bool PgClusterAdoptSyncRecord(uint64 version, bool restricted,
-									 const char *eligible, const char *from);
+extern bool PgClusterAdoptSyncRecord(const PgClusterSyncRecord *record,
+									 const char *from);
 extern bool PgClusterNameInList(const char *list, const char *name);
 extern void PgClusterDurableSnapshot(PgClusterDurableState *copy);
 extern void PgClusterSetHandedOverTerm(uint64 term);
@@ -435,7 +461,7 @@ typedef struct PgClusterVoteRequest
 	XLogRecPtr	lsn;
 	bool		pre_vote;
 	char		transfer_from[PGC_NAME_LEN];	/* handover from this leader */
-	uint64		sync_version;	/* the candidate's synchronous record */
+	PgClusterSyncRecord sync;	/* the candidate's synchronous record */
 } PgClusterVoteRequest;
 
 extern int	PgClusterMajoritySize(void);

@@ -54,6 +54,7 @@ enum HeartbeatArg
 	HB_ARG_SYNC_VERSION,
 	HB_ARG_SYNC_RESTRICTED,
 	HB_ARG_SYNC_ELIGIBLE,
+	HB_ARG_SYNC_TERM,
 	HB_NARGS
 };
 
@@ -62,7 +63,7 @@ static const char *const heartbeat_arg_names[HB_NARGS] = {
 	"sender_leader", "sender_timeline", "sender_lsn", "sender_time",
 	"sender_protocol_version", "sender_is_leader", "sender_pause_version",
 	"sender_paused", "sender_sync_version", "sender_sync_restricted",
-	"sender_sync_eligible"
+	"sender_sync_eligible", "sender_sync_term"
 };
 
 /* Argument positions of pg_cluster.request_vote() */
@@ -77,16 +78,20 @@ enum VoteArg
 	VOTE_ARG_PROTOCOL_VERSION,
 	VOTE_ARG_TRANSFER_FROM,
 	VOTE_ARG_SYNC_VERSION,
+	VOTE_ARG_SYNC_TERM,
+	VOTE_ARG_SYNC_RESTRICTED,
+	VOTE_ARG_SYNC_ELIGIBLE,
 	VOTE_NARGS
 };
 
 static const char *const vote_arg_names[VOTE_NARGS] = {
 	"candidate_name", "candidate_system_identifier", "candidate_term",
 	"candidate_timeline", "candidate_lsn", "pre_vote", "candidate_protocol_version",
-	"transfer_from", "candidate_sync_version"
+	"transfer_from", "candidate_sync_version", "candidate_sync_term",
+	"candidate_sync_restricted", "candidate_sync_eligible"
 };
 
-#define HB_RESULT_COLUMNS 15
+#define HB_RESULT_COLUMNS 16
 #define VOTE_RESULT_COLUMNS 3
 
 /*
@@ -192,6 +197,19 @@ PgClusterArgSystemIdentifier(FunctionCallInfo fcinfo, int argno)
 	return strtou64(text_to_cstring(PG_GETARG_TEXT_PP(argno)), NULL, 10);
 }
 
+/* ArgSyncRecord reads a synchronous record from four arguments. */
+static void
+ArgSyncRecord(FunctionCallInfo fcinfo, int term_arg, int version_arg,
+			  int restricted_arg, int eligible_arg, PgClusterSyncRecord *record)
+{
+	memset(record, 0, sizeof(*record));
+	record->term = (uint64) PG_GETARG_INT64(term_arg);
+	record->version = (uint64) PG_GETARG_INT64(version_arg);
+	record->restricted = PG_GETARG_BOOL(restricted_arg);
+	text_to_cstring_buffer(PG_GETARG_TEXT_PP(eligible_arg), record->eligible,
+						   PGC_NAME_LIST_LEN);
+}
+
 /*
  * pg_cluster_heartbeat records the sender's view, acknowledges a leader of
  * our (possibly just adopted) term, and returns our view.
@@ -236,10 +254,15 @@ pg_cluster_heartbeat(PG_FUNCTION_ARGS)
 	/* a higher term is adopted (durably) before anything is answered */
 	PgClusterAdoptTerm(theirs.term, sender);
 	PgClusterAdoptPause(theirs.pause_version, theirs.paused, sender);
-	theirs.sync_version = (uint64) PG_GETARG_INT64(HB_ARG_SYNC_VERSION);
-	PgClusterAdoptSyncRecord(theirs.sync_version, PG_GETARG_BOOL(HB_ARG_SYNC_RESTRICTED),
-							 text_to_cstring(PG_GETARG_TEXT_PP(HB_ARG_SYNC_ELIGIBLE)),
-							 sender);
+	{
+		PgClusterSyncRecord record;
+
+		ArgSyncRecord(fcinfo, HB_ARG_SYNC_TERM, HB_ARG_SYNC_VERSION,
+					  HB_ARG_SYNC_RESTRICTED, HB_ARG_SYNC_ELIGIBLE, &record);
+		theirs.sync_term = record.term;
+		theirs.sync_version = record.version;
+		PgClusterAdoptSyncRecord(&record, sender);
+	}
 
 	LWLockAcquire(PgClusterShmem->durable_lock, LW_SHARED);
 	our_term = PgClusterShmem->durable.term;
@@ -291,6 +314,7 @@ pg_cluster_heartbeat(PG_FUNCTION_ARGS)
 	values[12] = Int32GetDatum(ours.priority);
 	values[13] = CStringGetTextDatum(PgClusterStateName(ours.state));
 	values[14] = Int64GetDatum((int64) ours.sync_version);
+	values[15] = Int64GetDatum((int64) ours.sync_term);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
@@ -321,7 +345,8 @@ pg_cluster_request_vote(PG_FUNCTION_ARGS)
 	req.timeline = (TimeLineID) PG_GETARG_INT32(VOTE_ARG_TIMELINE);
 	req.lsn = PG_GETARG_LSN(VOTE_ARG_LSN);
 	req.pre_vote = PG_GETARG_BOOL(VOTE_ARG_PRE_VOTE);
-	req.sync_version = (uint64) PG_GETARG_INT64(VOTE_ARG_SYNC_VERSION);
+	ArgSyncRecord(fcinfo, VOTE_ARG_SYNC_TERM, VOTE_ARG_SYNC_VERSION,
+				  VOTE_ARG_SYNC_RESTRICTED, VOTE_ARG_SYNC_ELIGIBLE, &req.sync);
 	if (!PG_ARGISNULL(VOTE_ARG_TRANSFER_FROM))
 		text_to_cstring_buffer(PG_GETARG_TEXT_PP(VOTE_ARG_TRANSFER_FROM),
 							   req.transfer_from, PGC_NAME_LEN);

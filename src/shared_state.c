@@ -281,7 +281,8 @@ PgClusterLocalView(PgClusterNodeView *view)
 	view->term = PgClusterShmem->durable.term;
 	view->pause_version = PgClusterShmem->durable.pause_version;
 	view->paused = PgClusterShmem->durable.paused;
-	view->sync_version = PgClusterShmem->durable.sync_version;
+	view->sync_term = PgClusterShmem->durable.sync.term;
+	view->sync_version = PgClusterShmem->durable.sync.version;
 	LWLockRelease(PgClusterShmem->durable_lock);
 
 	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);

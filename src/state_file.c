@@ -35,7 +35,7 @@
 #define STATE_FILE_NAME			"pg_cluster.state"
 #define STATE_FILE_TEMP_NAME	"pg_cluster.state.tmp"
 #define STATE_FILE_MAGIC		0x50474353	/* "PGCS" */
-#define STATE_FILE_VERSION		3
+#define STATE_FILE_VERSION		4
 
 /* On-disk layout; the CRC covers everything before it. */
 typedef struct StateFileContents
@@ -50,6 +50,7 @@ typedef struct StateFileContents
 	uint64		pause_version;
 	uint32		paused;
 	uint32		sync_restricted;
+	uint64		sync_term;
 	uint64		sync_version;
 	char		sync_eligible[PGC_NAME_LIST_LEN];
 	uint64		handed_over_term;
@@ -147,9 +148,10 @@ PgClusterReadStateFile(PgClusterDurableState *state, char *errbuf, size_t errlen
 	state->cluster_system_identifier = contents.cluster_system_identifier;
 	state->pause_version = contents.pause_version;
 	state->paused = contents.paused != 0;
-	state->sync_version = contents.sync_version;
-	state->sync_restricted = contents.sync_restricted != 0;
-	strlcpy(state->sync_eligible, contents.sync_eligible, PGC_NAME_LIST_LEN);
+	state->sync.term = contents.sync_term;
+	state->sync.version = contents.sync_version;
+	state->sync.restricted = contents.sync_restricted != 0;
+	strlcpy(state->sync.eligible, contents.sync_eligible, PGC_NAME_LIST_LEN);
 	state->handed_over_term = contents.handed_over_term;
 	state->heard_leader_timeline = contents.heard_leader_timeline;
 	state->heard_leader_lsn = contents.heard_leader_lsn;
@@ -177,9 +179,10 @@ PgClusterWriteStateFile(const PgClusterDurableState *state)
 	contents.cluster_system_identifier = state->cluster_system_identifier;
 	contents.pause_version = state->pause_version;
 	contents.paused = state->paused ? 1 : 0;
-	contents.sync_version = state->sync_version;
-	contents.sync_restricted = state->sync_restricted ? 1 : 0;
-	strlcpy(contents.sync_eligible, state->sync_eligible, PGC_NAME_LIST_LEN);
+	contents.sync_term = state->sync.term;
+	contents.sync_version = state->sync.version;
+	contents.sync_restricted = state->sync.restricted ? 1 : 0;
+	strlcpy(contents.sync_eligible, state->sync.eligible, PGC_NAME_LIST_LEN);
 	contents.handed_over_term = state->handed_over_term;
 	contents.heard_leader_timeline = state->heard_leader_timeline;
 	contents.heard_leader_lsn = state->heard_leader_lsn;

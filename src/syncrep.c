@@ -104,7 +104,7 @@ PgClusterSyncModeName(int mode)
 const char *
 PgClusterWhyNotEligible(const char *name, const PgClusterDurableState *durable)
 {
-	if (!durable->sync_restricted || PgClusterNameInList(durable->sync_eligible, name))
+	if (!durable->sync.restricted || PgClusterNameInList(durable->sync.eligible, name))
 		return NULL;
 	return "it may lack acknowledged commits: the synchronous record does not list it";
 }
@@ -124,11 +124,24 @@ PgClusterSyncStandbysDefined(void)
 #endif
 }
 
+/*
+ * HoldsBootstrapRecord: is the record "only this node may be promoted"?
+ * What a bootstrap primary in synchronous mode holds before it
+ * acknowledges anything (protocol.md §5, §9).
+ */
+static bool
+HoldsBootstrapRecord(const PgClusterDurableState *durable)
+{
+	return durable->sync.restricted &&
+		strcmp(durable->sync.eligible, PgClusterNodeName) == 0;
+}
+
 /* PgClusterSyncReady: may the leader acknowledge commits now (fence.c)? */
 bool
 PgClusterSyncReady(void)
 {
 	uint64		term;
+	bool		ready;
 
 	if (PgClusterSynchronousMode == PGC_SYNC_OFF)
 		return true;
@@ -138,7 +151,14 @@ PgClusterSyncReady(void)
 	 * changes meanwhile also withdraws the lease, which the caller checks.
 	 */
 	term = *((volatile uint64 *) &PgClusterShmem->durable.term);
-	return term == 0 || pg_atomic_read_u64(&PgClusterShmem->sync_ready_term) == term;
+	if (term != 0)
+		return pg_atomic_read_u64(&PgClusterShmem->sync_ready_term) == term;
+
+	/* bootstrapping: once the record names this node alone */
+	LWLockAcquire(PgClusterShmem->durable_lock, LW_SHARED);
+	ready = HoldsBootstrapRecord(&PgClusterShmem->durable);
+	LWLockRelease(PgClusterShmem->durable_lock);
+	return ready;
 }
 
 /*
@@ -319,14 +339,14 @@ Intersect(const PgClusterDurableState *cur, const SyncTarget *t, bool *restricte
 	char	   *save;
 
 	out[0] = '\0';
-	if (!cur->sync_restricted)
+	if (!cur->sync.restricted)
 	{
 		*restricted = t->restricted;
 		strlcpy(out, t->eligible, PGC_NAME_LIST_LEN);
 		return;
 	}
 	*restricted = true;
-	strlcpy(copy, cur->sync_eligible, sizeof(copy));
+	strlcpy(copy, cur->sync.eligible, sizeof(copy));
 	for (char *name = strtok_r(copy, ",", &save); name; name = strtok_r(NULL, ",", &save))
 	{
 		if (!t->restricted || PgClusterNameInList(t->eligible, name))
@@ -334,19 +354,35 @@ Intersect(const PgClusterDurableState *cur, const SyncTarget *t, bool *restricte
 	}
 }
 
-/* Publish a new version of the record (durable here; heartbeats spread it). */
+/*
+ * Publish a new version of the record (durable here; heartbeats spread it),
+ * numbered (our term, version + 1): it supersedes every record of an
+ * earlier term, including one of the same version that another leader
+ * made (protocol.md §9).
+ */
 static void
 PublishRecord(const PgClusterDurableState *cur, bool restricted, const char *eligible,
 			  const char *why)
 {
-	PgClusterAdoptSyncRecord(cur->sync_version + 1, restricted, eligible, PgClusterNodeName);
+	PgClusterSyncRecord record;
+
+	memset(&record, 0, sizeof(record));
+	record.term = cur->term;
+	record.version = cur->sync.version + 1;
+	record.restricted = restricted;
+	strlcpy(record.eligible, eligible, sizeof(record.eligible));
+	PgClusterAdoptSyncRecord(&record, PgClusterNodeName);
 	PgClusterRecordEvent("sync_change", NULL, "%s", why);
 	WorkerRequestImmediateTick();
 }
 
-/* Has a majority of the voters (us included) made our record durable? */
+/*
+ * Has a majority of the voters (us included) made our record durable?  A
+ * peer counts when its acknowledgement of our term reports our record or
+ * a newer one in (term, version) order.
+ */
 static bool
-RecordOnMajority(uint64 version, uint64 term)
+RecordOnMajority(const PgClusterDurableState *cur)
 {
 	int			count = 1;
 
@@ -355,7 +391,9 @@ RecordOnMajority(uint64 version, uint64 term)
 	{
 		const PgClusterNodeEntry *e = &PgClusterShmem->nodes[i];
 
-		if (!e->is_self && e->acked_term == term && e->acked_sync_version >= version)
+		if (!e->is_self && e->acked_term == cur->term &&
+			PgClusterCompareSyncOrder(e->acked_sync_term, e->acked_sync_version,
+									  cur->sync.term, cur->sync.version) >= 0)
 			count++;
 	}
 	LWLockRelease(PgClusterShmem->lock);
@@ -441,6 +479,28 @@ SetReady(uint64 term)
 }
 
 /*
+ * BootstrapTick: before the first election (term 0) the primary accepts
+ * writes without a lease and no standby is waited for.  In synchronous
+ * mode it first records durably that it alone may be promoted, and its
+ * commits wait for that (PgClusterSyncReady).  Its vote requests carry the
+ * record, so the majority that elects it in term 1 stores it: no other
+ * node can win until the first leader, ready, publishes a record that
+ * holds for the bootstrap commits too (protocol.md §5, §9).
+ */
+static void
+BootstrapTick(const PgClusterDurableState *cur, int mode)
+{
+	names_known = false;
+	if (mode == PGC_SYNC_OFF || RecoveryInProgress() ||
+		PgClusterNodeKindSetting != PGC_NODE_DATA || HoldsBootstrapRecord(cur))
+		return;
+	PublishRecord(cur, true, PgClusterNodeName,
+				  "bootstrapping in synchronous mode: only this node may be promoted until the first leader's synchronous standbys hold its commits");
+	ConditionVariableBroadcast(&PgClusterShmem->hold_cv);
+	SetStatus("bootstrapping: commits are local; only this node may be promoted");
+}
+
+/*
  * SyncRepTick runs the leader's synchronous-mode manager once per loop.
  */
 void
@@ -460,6 +520,11 @@ SyncRepTick(TimestampTz now)
 	LWLockRelease(PgClusterShmem->lock);
 	PgClusterDurableSnapshot(&cur);
 
+	if (cur.term == 0)
+	{
+		BootstrapTick(&cur, mode);
+		return;
+	}
 	if (!is_leader || RecoveryInProgress() || PgClusterNodeKindSetting != PGC_NODE_DATA ||
 		!PgClusterCommitsAllowed(now))
 	{
@@ -481,13 +546,15 @@ SyncRepTick(TimestampTz now)
 
 	if (mode == PGC_SYNC_OFF)
 	{
-		/* leaving synchronous mode: every node eligible, no waits of ours */
+		/*
+		 * Asynchronous: every node eligible (also after a bootstrap in
+		 * synchronous mode, whose record named the bootstrap primary
+		 * alone), no waits of ours.
+		 */
+		if (cur.sync.restricted)
+			PublishRecord(&cur, false, "", "synchronous_mode is off: every data node may be promoted");
 		if (last_mode > PGC_SYNC_OFF)
-		{
-			if (cur.sync_restricted)
-				PublishRecord(&cur, false, "", "synchronous_mode is off: every data node may be promoted");
 			SetNames("", now);
-		}
 		last_mode = mode;
 		SetStatus("synchronous_mode is off");
 		return;
@@ -502,7 +569,7 @@ SyncRepTick(TimestampTz now)
 	ComputeTarget(senders, nsenders, &t, all, healthy);
 
 	/* a record of ours on its way to a majority: wait for it */
-	if (!RecordOnMajority(cur.sync_version, cur.term))
+	if (!RecordOnMajority(&cur))
 	{
 		SetStatus("waiting for a majority to store the synchronous record");
 		return;
@@ -510,14 +577,14 @@ SyncRepTick(TimestampTz now)
 
 	/* 1. nodes that lose eligibility lose it first */
 	if (t.restricted &&
-		(!cur.sync_restricted || !ListContains(t.eligible, cur.sync_eligible)))
+		(!cur.sync.restricted || !ListContains(t.eligible, cur.sync.eligible)))
 	{
 		bool		restricted;
 		char		eligible[PGC_NAME_LIST_LEN];
 		char		why[PGC_EVENT_DETAIL_LEN];
 
 		Intersect(&cur, &t, &restricted, eligible);
-		if (restricted != cur.sync_restricted || strcmp(eligible, cur.sync_eligible) != 0)
+		if (restricted != cur.sync.restricted || strcmp(eligible, cur.sync.eligible) != 0)
 		{
 			snprintf(why, sizeof(why),
 					 "only %s may be promoted from now on: fewer standbys than a majority stream (healthy: %s)",
@@ -533,8 +600,8 @@ SyncRepTick(TimestampTz now)
 	 * standby must acknowledge (stricter than before and after).
 	 */
 	{
-		bool		growing = cur.sync_restricted &&
-			(!t.restricted || !ListContains(cur.sync_eligible, t.eligible));
+		bool		growing = cur.sync.restricted &&
+			(!t.restricted || !ListContains(cur.sync.eligible, t.eligible));
 		char		names[PGC_NAME_LIST_LEN + 32];
 		const char *required = growing ? healthy : t.required;
 		int			k = growing ? CountNames(healthy) : t.num_required;

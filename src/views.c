@@ -327,15 +327,16 @@ pg_cluster_status_info(PG_FUNCTION_ARGS)
 	values[c] = TextOrNull(snap->is_leader ? snap->sync_standby_names :
 						   (SyncRepStandbyNames ? SyncRepStandbyNames : ""), &nulls[c]);
 	c++;
-	nulls[c] = !snap->is_leader || PgClusterSynchronousMode == PGC_SYNC_OFF;
+	nulls[c] = (!snap->is_leader && snap->durable.term != 0) ||
+		PgClusterSynchronousMode == PGC_SYNC_OFF;
 	values[c++] = CStringGetTextDatum(snap->sync_status);
 	{
 		char		record[PGC_NAME_LIST_LEN + 64];
 
-		snprintf(record, sizeof(record), "version " UINT64_FORMAT ": %s",
-				 snap->durable.sync_version,
-				 snap->durable.sync_restricted ?
-				 (snap->durable.sync_eligible[0] ? snap->durable.sync_eligible : "no node") :
+		snprintf(record, sizeof(record), "version " UINT64_FORMAT "." UINT64_FORMAT ": %s",
+				 snap->durable.sync.term, snap->durable.sync.version,
+				 snap->durable.sync.restricted ?
+				 (snap->durable.sync.eligible[0] ? snap->durable.sync.eligible : "no node") :
 				 "every data node");
 		values[c++] = CStringGetTextDatum(record);
 	}
