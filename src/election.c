@@ -296,8 +296,8 @@ ElectionInProgress(void)
 
 /*
  * BetterCandidateVisible says whether a reachable peer should go first: a
- * standby with more WAL than ours.  (A primary that lost its term does not
- * stand again, see WhyNotStand.)
+ * standby with more WAL than ours, or a primary with at least as much (it
+ * can take office again without a promotion, e.g. after stepping down).
  */
 static bool
 BetterCandidateVisible(TimeLineID tli, XLogRecPtr lsn)
@@ -314,7 +314,8 @@ BetterCandidateVisible(TimeLineID tli, XLogRecPtr lsn)
 		if (e->is_self || !e->reachable || !e->view_valid)
 			continue;
 		cmp = PgClusterCompareProgress(e->view.timeline, e->view.lsn, tli, lsn);
-		if (e->view.role == PGC_ROLE_STANDBY && cmp > 0)
+		if ((e->view.role == PGC_ROLE_STANDBY && cmp > 0) ||
+			(e->view.role == PGC_ROLE_PRIMARY && cmp >= 0))
 			better = true;
 	}
 	LWLockRelease(PgClusterShmem->lock);
@@ -364,18 +365,6 @@ WhyNotStand(TimestampTz now, const PgClusterDurableState *durable)
 	 */
 	if (PgClusterWhyNotEligible(PgClusterNodeName, durable) != NULL)
 		return "not eligible: the synchronous record does not list it";
-
-	/*
-	 * A primary that led a term and lost it does not take a new term: its
-	 * commits would go on its old timeline, and (timeline, LSN), the order
-	 * of V4 and V5, is the order of Raft's (term of the last entry, index)
-	 * only while every leader after the bootstrap primary writes on the
-	 * timeline its own promotion created (protocol.md §4).  It rejoins as
-	 * a standby instead.  The bootstrap primary may stand until it first
-	 * wins: its WAL is the only one on timeline 1.
-	 */
-	if (!in_recovery && durable->leader_term > 0)
-		return "a primary that lost its term rejoins as a standby; it takes no new term without a promotion";
 
 	if (in_recovery)
 	{

@@ -213,6 +213,20 @@ typedef struct PgClusterSyncRecord
 } PgClusterSyncRecord;
 
 /*
+ * PgClusterComparePairs orders (major, minor) pairs lexicographically:
+ * negative, zero or positive as a is below, equal to or above b.
+ */
+static inline int
+PgClusterComparePairs(uint64 major_a, uint64 minor_a, uint64 major_b, uint64 minor_b)
+{
+	if (major_a != major_b)
+		return major_a < major_b ? -1 : 1;
+	if (minor_a != minor_b)
+		return minor_a < minor_b ? -1 : 1;
+	return 0;
+}
+
+/*
  * PgClusterCompareSyncOrder orders synchronous records by (term, version):
  * negative, zero or positive as a is older than, the same as or newer than b.
  */
@@ -220,11 +234,7 @@ static inline int
 PgClusterCompareSyncOrder(uint64 term_a, uint64 version_a,
 						  uint64 term_b, uint64 version_b)
 {
-	if (term_a != term_b)
-		return term_a < term_b ? -1 : 1;
-	if (version_a != version_b)
-		return version_a < version_b ? -1 : 1;
-	return 0;
+	return PgClusterComparePairs(term_a, version_a, term_b, version_b);
 }
 
 /* The durable state file, $PGDATA/pg_cluster.state (docs/protocol.md §2). */
@@ -439,17 +449,14 @@ extern void PgClusterStepDown(void);
 /*
  * PgClusterCompareProgress orders WAL positions by timeline, then LSN (a
  * higher timeline has seen a promotion the other has not): negative, zero
- * or positive as a is behind, equal to or ahead of b.
+ * or positive as a is behind, equal to or ahead of b.  Not Raft's order
+ * after a primary is re-elected without a promotion: protocol.md §9.
  */
 static inline int
 PgClusterCompareProgress(TimeLineID tli_a, XLogRecPtr lsn_a,
 						 TimeLineID tli_b, XLogRecPtr lsn_b)
 {
-	if (tli_a != tli_b)
-		return tli_a < tli_b ? -1 : 1;
-	if (lsn_a != lsn_b)
-		return lsn_a < lsn_b ? -1 : 1;
-	return 0;
+	return PgClusterComparePairs(tli_a, lsn_a, tli_b, lsn_b);
 }
 
 /* election.c: the voter's rules (docs/protocol.md §3.2) */

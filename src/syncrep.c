@@ -371,7 +371,8 @@ PublishRecord(const PgClusterDurableState *cur, bool restricted, const char *eli
 	record.version = cur->sync.version + 1;
 	record.restricted = restricted;
 	strlcpy(record.eligible, eligible, sizeof(record.eligible));
-	PgClusterAdoptSyncRecord(&record, PgClusterNodeName);
+	if (!PgClusterAdoptSyncRecord(&record, PgClusterNodeName))
+		return;					/* a newer record arrived meanwhile */
 	PgClusterRecordEvent("sync_change", NULL, "%s", why);
 	WorkerRequestImmediateTick();
 }
@@ -606,6 +607,21 @@ SyncRepTick(TimestampTz now)
 		const char *required = growing ? healthy : t.required;
 		int			k = growing ? CountNames(healthy) : t.num_required;
 
+		/*
+		 * strict never restricts, but it widens a restricted record (the
+		 * bootstrap's, or quorum's before a switch) only once a majority
+		 * holds every commit: until enough standbys stream, it waits.
+		 */
+		if (growing && !t.restricted && CountNames(healthy) < t.num_required)
+		{
+			char		status[PGC_ERROR_LEN];
+
+			snprintf(status, sizeof(status),
+					 "strict: waiting for %d standbys to stream (streaming: %s); only %s may be promoted",
+					 t.num_required, healthy[0] ? healthy : "none", cur.sync.eligible);
+			SetStatus(status);
+			return;
+		}
 		if (growing)
 			QuorumNames(names, sizeof(names), k, healthy);
 		else

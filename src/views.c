@@ -327,7 +327,7 @@ pg_cluster_status_info(PG_FUNCTION_ARGS)
 	values[c] = TextOrNull(snap->is_leader ? snap->sync_standby_names :
 						   (SyncRepStandbyNames ? SyncRepStandbyNames : ""), &nulls[c]);
 	c++;
-	nulls[c] = (!snap->is_leader && snap->durable.term != 0) ||
+	nulls[c] = !(snap->is_leader || snap->state == PGC_STATE_BOOTSTRAPPING) ||
 		PgClusterSynchronousMode == PGC_SYNC_OFF;
 	values[c++] = CStringGetTextDatum(snap->sync_status);
 	{

@@ -14,31 +14,27 @@ my ($n1, $n2) = @nodes;
 wait_for($_, "SELECT count(*) = 2 FROM pg_cluster.nodes WHERE reachable") for @nodes;
 
 my $sysid = sql($n1, "SELECT system_identifier FROM pg_cluster.status");
-# a higher term seen in a heartbeat is made durable; the leader steps down.
-# A primary that lost its term takes no new one without a promotion
-# (protocol.md §4): n2 is elected and promoted, n1 stays fenced (no
-# supervisor here to restart it as a standby)
+my $state_file = $n1->data_dir . '/pg_cluster.state';
+ok(-f $state_file, 'the state file exists');
+
+# a higher term seen in a heartbeat is made durable; the leader steps down
+# and is elected again in a later term
 sql($n1,
 	"SELECT pg_cluster.heartbeat('n2', '$sysid', 'standby', 5, NULL, 1, '0/0', now(), 3, false, 0, false, 0, false, '', 0)");
 is(sql($n1, "SELECT term FROM pg_cluster.status"), '5', 'term 5 adopted before the answer');
 ok($n1->log_contains('adopted term 5 from node "n2"; stepped down as leader'),
 	'the leader stepped down');
-wait_for($n2, "SELECT term > 5 AND state = 'leader' AND NOT pg_is_in_recovery() FROM pg_cluster.status");
-wait_for($n1, "SELECT term > 5 AND leader = 'n2' AND fenced FROM pg_cluster.status");
-pass('n2 elected and promoted in a later term; n1 follows its term, fenced');
-is(sql($n1, "SELECT count(*) FROM pg_cluster.events WHERE kind = 'election_started' AND term > 5"), '0',
-	'n1, a primary that lost its term, did not stand');
-my ($leader, $other) = ($n2, $n1);
-my $state_file = $leader->data_dir . '/pg_cluster.state';
-ok(-f $state_file, 'the state file exists');
-my $term = sql($leader, "SELECT term FROM pg_cluster.status");
-$leader->restart;
-is(sql($leader, "SELECT term FROM pg_cluster.status"), $term, 'the term survives a restart');
-wait_for($leader, "SELECT state = 'leader' FROM pg_cluster.status");
-ok($leader->log_contains('restarted as leader of term'), 'and the restarted leader resumes its term');
+wait_for($n1, "SELECT term > 5 AND state = 'leader' FROM pg_cluster.status");
+wait_for($n2, "SELECT term > 5 AND leader = 'n1' FROM pg_cluster.status");
+pass('n1 re-elected in a later term, n2 follows');
+my $term = sql($n1, "SELECT term FROM pg_cluster.status");
+$n1->restart;
+is(sql($n1, "SELECT term FROM pg_cluster.status"), $term, 'the term survives a restart');
+wait_for($n1, "SELECT state = 'leader' FROM pg_cluster.status");
+ok($n1->log_contains('restarted as leader of term'), 'and the restarted leader resumes its term');
 
 # a damaged file: one flipped byte
-$leader->stop;
+$n1->stop;
 my $orig = slurp_file($state_file);
 my $bad = $orig;
 substr($bad, 8, 1) = chr(ord(substr($bad, 8, 1)) ^ 0x01);
@@ -46,78 +42,78 @@ open my $fh, '>', $state_file or die;
 binmode $fh;
 print $fh $bad;
 close $fh;
-$leader->start;
-wait_for($leader, "SELECT state = 'state_file_corrupt' FROM pg_cluster.status");
+$n1->start;
+wait_for($n1, "SELECT state = 'state_file_corrupt' FROM pg_cluster.status");
 pass('a flipped byte is detected');
-ok($leader->log_contains('durable state is unusable: "pg_cluster.state" fails its checksum'),
+ok($n1->log_contains('durable state is unusable: "pg_cluster.state" fails its checksum'),
 	'and reported in the log');
-is(sql($leader, "SELECT count(*) FROM pg_cluster.events WHERE kind = 'state_file_corrupt'"),
+is(sql($n1, "SELECT count(*) FROM pg_cluster.events WHERE kind = 'state_file_corrupt'"),
 	'1', 'and as an event');
 is(slurp_file($state_file), $bad, 'the damaged file is left alone for the operator');
-wait_for($other, "SELECT NOT reachable FROM pg_cluster.nodes WHERE node_name = 'n2'");
+wait_for($n2, "SELECT NOT reachable FROM pg_cluster.nodes WHERE node_name = 'n1'");
 pass('a node with unusable state stays out of the cluster');
 
 # a torn (short) file
-$leader->stop;
+$n1->stop;
 open $fh, '>', $state_file or die;
 binmode $fh;
 print $fh substr($orig, 0, 20);
 close $fh;
-$leader->start;
-wait_for($leader, "SELECT state = 'state_file_corrupt' FROM pg_cluster.status");
-ok($leader->log_contains('has 20 bytes, expected'), 'a torn file is detected');
+$n1->start;
+wait_for($n1, "SELECT state = 'state_file_corrupt' FROM pg_cluster.status");
+ok($n1->log_contains('has 20 bytes, expected'), 'a torn file is detected');
 
 # the operator restores the file; a reload picks it up
 open $fh, '>', $state_file or die;
 binmode $fh;
 print $fh $orig;
 close $fh;
-$leader->reload;
-wait_for($leader, "SELECT state = 'leader' AND term = $term FROM pg_cluster.status");
+$n1->reload;
+wait_for($n1, "SELECT state = 'leader' AND term = $term FROM pg_cluster.status");
 pass('after repair and reload the node is back as leader of its term');
-wait_for($other, "SELECT reachable FROM pg_cluster.nodes WHERE node_name = 'n2'");
+wait_for($n2, "SELECT reachable FROM pg_cluster.nodes WHERE node_name = 'n1'");
 pass('and back in the cluster');
 
 # bad values in a reload keep the old configuration
-my $pid = sql($leader, "SELECT worker_pid FROM pg_cluster.status");
-my $peers = sql($leader, "SHOW pg_cluster.peers");
-my $log_offset = -s $leader->logfile;
-$leader->append_conf('postgresql.conf', <<'EOC');
+my $pid = sql($n1, "SELECT worker_pid FROM pg_cluster.status");
+my $peers = sql($n1, "SHOW pg_cluster.peers");
+my $log_offset = -s $n1->logfile;
+$n1->append_conf('postgresql.conf', <<'EOC');
 pg_cluster.peers = 'n1=127.0.0.1:1,n1=127.0.0.1:2'
 pg_cluster.heartbeat_interval = '5ms'
 pg_cluster.failover_timeout = '200ms'
 pg_cluster.peer_conninfo = 'port=1'
 EOC
-$leader->reload;
-$leader->wait_for_log(qr/invalid value for parameter "pg_cluster.peer_conninfo"/, $log_offset);
-is(sql($leader, "SHOW pg_cluster.peers"), $peers, 'bad peers list rejected, old one kept');
-is(sql($leader, "SHOW pg_cluster.heartbeat_interval"), '100ms', 'bad interval rejected');
-is(sql($leader, "SHOW pg_cluster.failover_timeout"), '1s', 'too short timeout rejected');
-is(sql($leader, "SHOW pg_cluster.peer_conninfo"), 'dbname=postgres', 'bad conninfo rejected');
-ok($leader->log_contains('Node name "n1" appears more than once', $log_offset),
+$n1->reload;
+$n1->wait_for_log(qr/invalid value for parameter "pg_cluster.peer_conninfo"/, $log_offset);
+is(sql($n1, "SHOW pg_cluster.peers"), $peers, 'bad peers list rejected, old one kept');
+is(sql($n1, "SHOW pg_cluster.heartbeat_interval"), '100ms', 'bad interval rejected');
+is(sql($n1, "SHOW pg_cluster.failover_timeout"), '1s', 'too short timeout rejected');
+is(sql($n1, "SHOW pg_cluster.peer_conninfo"), 'dbname=postgres', 'bad conninfo rejected');
+ok($n1->log_contains('Node name "n1" appears more than once', $log_offset),
 	'the log says why the peer list was rejected');
-is(sql($leader, "SELECT worker_pid FROM pg_cluster.status"), $pid, 'the worker survived');
-wait_for($other, "SELECT reachable FROM pg_cluster.nodes WHERE node_name = 'n2'");
-wait_for($leader, "SELECT reachable FROM pg_cluster.nodes WHERE node_name = 'n1'");
+is(sql($n1, "SELECT worker_pid FROM pg_cluster.status"), $pid, 'the worker survived');
+wait_for($n2, "SELECT reachable FROM pg_cluster.nodes WHERE node_name = 'n1'");
+wait_for($n1, "SELECT reachable FROM pg_cluster.nodes WHERE node_name = 'n2'");
 pass('heartbeats continue with the old configuration');
 
 # a good change applies without restart
-$leader->append_conf('postgresql.conf', <<'EOC');
+$n1->append_conf('postgresql.conf', <<'EOC');
 pg_cluster.peers = ''
 pg_cluster.heartbeat_interval = '200ms'
 pg_cluster.failover_timeout = '2s'
 pg_cluster.peer_conninfo = 'dbname=postgres application_name=x'
 EOC
 # drop the bad lines by re-appending the good peers last
-$leader->append_conf('postgresql.conf', "pg_cluster.peers = '$peers'\n");
-$leader->reload;
-wait_for($leader, "SELECT heartbeat_interval_ms = 200 AND failover_timeout_ms = 2000 FROM pg_cluster.status");
+$n1->append_conf('postgresql.conf', "pg_cluster.peers = '$peers'\n");
+$n1->reload;
+wait_for($n1, "SELECT heartbeat_interval_ms = 200 AND failover_timeout_ms = 2000 FROM pg_cluster.status");
 pass('a valid reload applies');
-wait_for($leader,
+wait_for($n1,
 	"SELECT count(*) > 0 FROM pg_cluster.events WHERE kind = 'config_reload' AND detail LIKE '%heartbeat 200 ms%'"
 );
 pass('and is recorded as an event');
-wait_for($leader, "SELECT reachable FROM pg_cluster.nodes WHERE node_name = 'n1'");
+wait_for($n1, "SELECT reachable FROM pg_cluster.nodes WHERE node_name = 'n2'");
 pass('peers reconnect with the new connection options');
 
 done_testing();

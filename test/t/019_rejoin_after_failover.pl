@@ -17,7 +17,7 @@ use PgClusterTest;
 my @nodes = create_cluster(data => 3, supervised => 1);
 my ($n1, $n2, $n3) = @nodes;
 sql($n1, "CREATE TABLE ledger (id bigint PRIMARY KEY, at timestamptz)");
-sql($n1, "INSERT INTO ledger SELECT g, now() FROM generate_series(1, 1000) g");
+sql($n1, "INSERT INTO ledger SELECT g, now() FROM generate_series(1000001, 1001000) g");
 $n1->wait_for_catchup($_) for ($n2, $n3);
 
 # 1. failover, then the old primary comes back by itself
@@ -33,7 +33,7 @@ for (1 .. 1000)
 	select(undef, undef, undef, 0.01);
 }
 is($status, 1, 'pg_cluster_ctl of the crashed primary exits with status 1');
-sql($leader, "INSERT INTO ledger SELECT g, now() FROM generate_series(1001, 2000) g");
+sql($leader, "INSERT INTO ledger SELECT g, now() FROM generate_series(1001001, 1002000) g");
 
 my $t0 = time;
 start_supervised($n1);
