@@ -4,7 +4,8 @@
 # first election, before its synchronous standby caught up.  The bootstrap
 # primary records "only I may be promoted" before it acknowledges anything,
 # and the majority that elects it stores that record, so the standby that
-# lacks the commits is never promoted.
+# lacks the commits is never promoted.  In strict mode the first leader
+# widens that record only once its standby streams; commits wait meanwhile.
 use strict;
 use warnings;
 
@@ -83,4 +84,44 @@ wait_for($n1, "SELECT sync_record LIKE 'version 1.%: every data node' FROM pg_cl
 pass('n2 caught up: every data node eligible, in a record of term ' . sql($n1, "SELECT term FROM pg_cluster.status"));
 $n1->wait_for_catchup($n2);
 is(sql($n2, "SELECT count(*) FROM ledger"), '100', 'n2 holds the 100 bootstrap rows');
+
+# strict mode: the first leader widens the bootstrap record only once its
+# standby streams and holds everything; meanwhile commits wait
+$_->stop('immediate') for ($n1, $n2, $w1);
+%settings = ('pg_cluster.synchronous_mode' => 'strict');
+my $s1 = PostgreSQL::Test::Cluster->new('s1');
+my $s2 = PostgreSQL::Test::Cluster->new('s2');
+my $sw = PostgreSQL::Test::Cluster->new('sw');
+$peers = join(',', map { $_->name . '=127.0.0.1:' . $_->port } ($s1, $s2, $sw));
+$s1->init(allows_streaming => 1);
+$s1->append_conf('postgresql.conf', cluster_conf($s1, $peers, %settings));
+$s1->start;
+$s1->safe_psql('postgres', 'CREATE EXTENSION pg_cluster');
+add_wait_function($s1);
+sql($s1, "CREATE TABLE ledger (id int PRIMARY KEY)");
+sql($s1, "INSERT INTO ledger SELECT generate_series(1, 100)");
+$s1->backup('base');
+$s2->init_from_backup($s1, 'base', has_streaming => 1);
+$s2->append_conf('postgresql.conf',
+	"port = " . $s2->port . "\npg_cluster.node_name = 's2'\ncluster_name = 's2'\n");
+sql($s1, "INSERT INTO ledger SELECT generate_series(101, 200)");
+$sw->init;
+$sw->append_conf('postgresql.conf',
+	cluster_conf($sw, $peers, %settings, 'pg_cluster.node_role' => 'witness'));
+$sw->start;
+$sw->safe_psql('postgres', 'CREATE EXTENSION pg_cluster');
+wait_for($s1, "SELECT term = 1 AND state = 'leader' FROM pg_cluster.status");
+wait_for($s1, "SELECT sync_state LIKE 'strict: waiting for 1 standbys%' FROM pg_cluster.status");
+is(sql($s1, "SELECT sync_record FROM pg_cluster.status"), 'version 0.1: s1',
+	'strict, no standby streaming: the first leader keeps the bootstrap record');
+my $h = IPC::Run::start(
+	[ 'psql', '-XAtq', '-d', $s1->connstr('postgres'), '-c', "INSERT INTO ledger VALUES (201)" ],
+	'>', \my $h_out, '2>', \my $h_err);
+wait_for($s1, "SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE 'INSERT INTO ledger VALUES (201)%' AND wait_event_type = 'Extension'");
+pass('and a commit waits');
+$s2->start;
+ok($h->finish, 'the commit completes once the standby streams') or diag("psql: $h_err");
+wait_for($s1, "SELECT sync_record LIKE 'version 1.%: every data node' FROM pg_cluster.status");
+$s1->wait_for_catchup($s2);
+is(sql($s2, "SELECT count(*) FROM ledger"), '201', 'the standby holds every acknowledged row');
 done_testing();
