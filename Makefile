@@ -20,6 +20,7 @@ OBJS = \
 	src/switchover.o \
 	src/syncrep.o \
 	src/views.o \
+	src/walterm.o \
 	src/worker.o
 DATA = pg_cluster--1.0.sql
 PGFILEDESC = "pg_cluster - high availability inside PostgreSQL"

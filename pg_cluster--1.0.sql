@@ -42,6 +42,8 @@ CREATE FUNCTION pg_cluster.heartbeat(
 	sender_sync_restricted boolean,
 	sender_sync_eligible text,
 	sender_sync_term bigint,
+	sender_wal_term bigint,
+	sender_wal_term_lsn pg_catalog.pg_lsn,
 	OUT node_name text,
 	OUT system_identifier text,
 	OUT role text,
@@ -57,13 +59,14 @@ CREATE FUNCTION pg_cluster.heartbeat(
 	OUT priority integer,
 	OUT state text,
 	OUT sync_version bigint,
-	OUT sync_term bigint)
+	OUT sync_term bigint,
+	OUT wal_term bigint)
 RETURNS record
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'pg_cluster_heartbeat';
 
-REVOKE ALL ON FUNCTION pg_cluster.heartbeat(text, text, text, bigint, text, integer, pg_catalog.pg_lsn, timestamptz, integer, boolean, bigint, boolean, bigint, boolean, text, bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pg_cluster.heartbeat(text, text, text, bigint, text, integer, pg_catalog.pg_lsn, timestamptz, integer, boolean, bigint, boolean, bigint, boolean, text, bigint) TO pgcluster_peer;
+REVOKE ALL ON FUNCTION pg_cluster.heartbeat(text, text, text, bigint, text, integer, pg_catalog.pg_lsn, timestamptz, integer, boolean, bigint, boolean, bigint, boolean, text, bigint, bigint, pg_catalog.pg_lsn) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pg_cluster.heartbeat(text, text, text, bigint, text, integer, pg_catalog.pg_lsn, timestamptz, integer, boolean, bigint, boolean, bigint, boolean, text, bigint, bigint, pg_catalog.pg_lsn) TO pgcluster_peer;
 
 -- Internal: a candidate's (pre-)vote request.
 CREATE FUNCTION pg_cluster.request_vote(
@@ -79,6 +82,7 @@ CREATE FUNCTION pg_cluster.request_vote(
 	candidate_sync_term bigint,
 	candidate_sync_restricted boolean,
 	candidate_sync_eligible text,
+	candidate_wal_term bigint,
 	OUT term bigint,
 	OUT granted boolean,
 	OUT reason text)
@@ -86,8 +90,8 @@ RETURNS record
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'pg_cluster_request_vote';
 
-REVOKE ALL ON FUNCTION pg_cluster.request_vote(text, text, bigint, integer, pg_catalog.pg_lsn, boolean, integer, text, bigint, bigint, boolean, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pg_cluster.request_vote(text, text, bigint, integer, pg_catalog.pg_lsn, boolean, integer, text, bigint, bigint, boolean, text) TO pgcluster_peer;
+REVOKE ALL ON FUNCTION pg_cluster.request_vote(text, text, bigint, integer, pg_catalog.pg_lsn, boolean, integer, text, bigint, bigint, boolean, text, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pg_cluster.request_vote(text, text, bigint, integer, pg_catalog.pg_lsn, boolean, integer, text, bigint, bigint, boolean, text, bigint) TO pgcluster_peer;
 
 -- Internal: the leader asks the target of a switchover to take over.
 CREATE FUNCTION pg_cluster.handover(
@@ -183,6 +187,7 @@ CREATE FUNCTION pg_cluster.status_info(
 	OUT voted_for text,
 	OUT timeline integer,
 	OUT lsn pg_catalog.pg_lsn,
+	OUT wal_term bigint,
 	OUT system_identifier text,
 	OUT nodes_total integer,
 	OUT peers_reachable integer,

@@ -42,18 +42,23 @@
 #                          stood whatever its record said); src/ checks its
 #                          own record before standing and again with V3
 #                          before raising the term (-DSELF_V9), as the
-#                          sync-* pass checks do
-#   open-sync-*            synchronous mode (-DSYNC, §9) as src/ implements
-#                          it loses an acknowledged commit (P5):
-#     open-sync-version-collision  two leaders create the same
-#                          sync_version with different contents, and a
-#                          peer holding the other one counts as storing the
-#                          leader's record; the sync-* pass checks use the
-#                          proposed fix -DSYNC_TERM_ORDER
-#     open-sync-bootstrap-acks  commits the bootstrap primary acknowledged
-#                          in term 0 (no names managed yet) are lost by a
-#                          failover before the first leader is ready; the
-#                          sync-* pass checks leave bootstrap commits out
+#                          sync-* pass checks do.  Compiled without
+#                          -DBOOT_RECORD too: a vote request carrying the
+#                          candidate's record, adopted by the voter, alone
+#                          stops this trail
+#     fixed-sync-version-collision  two leaders created the same
+#                          sync_version with different contents, and a peer
+#                          holding the other one counted as storing the
+#                          leader's record.  src/ orders records by
+#                          (creator's term, version) (-DSYNC_TERM_ORDER)
+#     fixed-sync-bootstrap-acks  commits the bootstrap primary acknowledged
+#                          in term 0 were lost by a failover before the first
+#                          leader was ready.  src/ publishes "only the
+#                          bootstrap primary" before it acknowledges, and
+#                          voters adopt the record a vote request carries
+#                          (-DBOOT_RECORD)
+#   The sync-* checks include commits of the bootstrap, acknowledged for P5
+#   (-DBOOT_COMMITS -DBOOT_ACKS).
 # The other mutant-* checks take one rule out and must fail.
 set -euo pipefail
 
@@ -117,7 +122,7 @@ check() {
 				depth=$(sed -n 's/.*assertion violated.*(at depth \([0-9]*\)).*/\1/p' pan.log | head -1)
 				verdict="ok   $name: violation found as expected (trace of $depth steps); $info"
 				spin -t $flags election.pml 2>&1 |
-					grep -E '(-- tick --|<-|->|stands|ELECTED|COMMITS|VIOLATED|lost:|CRASHES|restarts|catches up|rejoins|assertion|SWITCHOVER|PROMOTES|SHUTS DOWN|steps down|gives|ACKNOWLEDGES|sync manager|in force)' |
+					grep -E '(-- tick --|<-|->|stands|ELECTED|COMMITS|VIOLATED|lost:|CRASHES|restarts|catches up|rejoins|assertion|SWITCHOVER|PROMOTES|SHUTS DOWN|steps down|gives|ACKNOWLEDGES|sync manager|in force|bootstraps)' |
 					sed 's/^ *//' > trace.txt || true
 			else
 				verdict="FAIL $name: expected violation of '$pattern', got errors=${errors:-?} $(grep -m1 'assertion violated' pan.log || true)"
@@ -130,11 +135,12 @@ check() {
 # The switchover checks run with the fix of fixed-handover-restart and with
 # a primary that does not lead allowed to stand, as src/ does.
 SW_FIXES="-DHANDOVER_DURABLE -DPRIMARY_STANDS"
-# Synchronous mode (quorum): the fix of fixed-sync-own-vote (in src/) and
-# the proposed fix of open-sync-version-collision (not in src/ yet),
-# and the bounds (one message in flight; three terms with a witness, two
-# with three data nodes)
-SYNC_FIXES="-DSELF_V9 -DSYNC_TERM_ORDER"
+# Synchronous mode (quorum): the fixes of fixed-sync-own-vote,
+# fixed-sync-version-collision and fixed-sync-bootstrap-acks (src/), the
+# bootstrap commits (acknowledged, counted for P5), and the bounds (one
+# message in flight; three terms with a witness, two with three data nodes)
+SYNC_FIXES="-DSELF_V9 -DSYNC_TERM_ORDER -DBOOT_RECORD"
+SYNC_BOOT="-DBOOT_COMMITS -DBOOT_ACKS"
 SYNC_W="-DSYNC -DMAXSWITCH=0 -DWITNESS_LSN_DURABLE -DF=2 -DLEASE=1 -DDRIFT=1 -DMAXLSN=1 -DMAXTERM=3 -DMAXMSG=1"
 SYNC_D="-DSYNC -DMAXSWITCH=0 -DTHREE_DATA -DF=2 -DLEASE=1 -DDRIFT=1 -DMAXLSN=1 -DMAXTERM=2 -DMAXMSG=1 -DMAXCRASH=0"
 
@@ -158,13 +164,14 @@ CHECKS_A=(
 	"mutant-no-hold-p4|violation|p4_ack|-DMUTANT_NO_HOLD $SW_FIXES -DF=3 -DLEASE=2 -DDRIFT=1 -DMAXLSN=1 -DMAXTERM=2 -DMAXCRASH=0"
 	"mutant-resume-on-loss|violation|assertion violated 0|-DMUTANT_RESUME_ON_LOSS $SW_FIXES -DF=3 -DLEASE=2 -DDRIFT=1 -DMAXLSN=0 -DMAXTERM=2 -DMAXCRASH=0"
 	"mutant-early-promote|violation|p4_ack|-DMUTANT_EARLY_PROMOTE $SW_FIXES -DF=3 -DLEASE=2 -DDRIFT=1 -DMAXLSN=1 -DMAXTERM=2 -DMAXCRASH=0"
-	"mutant-handover-any-term|violation|assertion violated 0|-DMUTANT_HANDOVER_ANY_TERM $SW_FIXES -DF=2 -DLEASE=1 -DMAXLSN=0 -DMAXTERM=3 -DMAXCRASH=0|-O1"
-	"sync-quorum-witness|pass||$SYNC_FIXES $SYNC_W -DMAXCRASH=1"
-	"reach-sync-failover-ack|violation|(6==6)|$SYNC_FIXES $SYNC_W -DMAXCRASH=0 -DREACH=6"
+	"sync-quorum-witness|pass||$SYNC_FIXES $SYNC_BOOT $SYNC_W -DMAXCRASH=1"
+	"sync-quorum-witness-ver3|pass||$SYNC_FIXES $SYNC_BOOT $SYNC_W -DMAXCRASH=0 -DMAXVER=3"
+	"reach-sync-failover-ack|violation|(6==6)|$SYNC_FIXES $SYNC_BOOT $SYNC_W -DMAXCRASH=0 -DREACH=6"
+	"reach-sync-boot-failover|violation|(8==8)|$SYNC_FIXES $SYNC_BOOT $SYNC_W -DMAXCRASH=0 -DREACH=8"
 	"fixed-sync-own-vote|violation|>=acked|-DSYNC_TERM_ORDER $SYNC_W -DMAXCRASH=0|-O1"
-	"open-sync-version-collision|violation|>=acked|-DSELF_V9 $SYNC_W -DMAXCRASH=0|-O1"
-	"mutant-sync-no-v9|violation|>=acked|-DMUTANT_NO_V9 $SYNC_FIXES $SYNC_W -DMAXCRASH=0"
-	"open-sync-bootstrap-acks|violation|>=acked|-DBOOT_ACKS $SYNC_FIXES $SYNC_W -DMAXCRASH=0"
+	"fixed-sync-version-collision|violation|>=acked|-DSELF_V9 -DBOOT_RECORD $SYNC_BOOT $SYNC_W -DMAXCRASH=0|-O1"
+	"mutant-sync-no-v9|violation|>=acked|-DMUTANT_NO_V9 $SYNC_FIXES $SYNC_BOOT $SYNC_W -DMAXCRASH=0"
+	"fixed-sync-bootstrap-acks|violation|>=acked|-DSELF_V9 -DSYNC_TERM_ORDER $SYNC_BOOT $SYNC_W -DMAXCRASH=0"
 )
 # lane B
 CHECKS_B=(
@@ -173,11 +180,12 @@ CHECKS_B=(
 	"switchover-safety|pass||$SW_FIXES -DF=3 -DLEASE=2 -DDRIFT=1 -DMAXLSN=0 -DMAXTERM=3 -DMAXCRASH=1 -DMAXMSG=2"
 	"switchover-lsn-crash|pass||$SW_FIXES -DWITNESS_LSN_DURABLE -DHEARD_LAST -DSTAND_LAG_RULE -DF=2 -DLEASE=1 -DDRIFT=1 -DMAXLSN=1 -DMAXTERM=2 -DMAXCRASH=1 -DMAXMSG=2"
 	"switchover-error-answer|pass||-DERROR_ANSWER -DERROR_UNCLEAR $SW_FIXES -DF=3 -DLEASE=2 -DDRIFT=1 -DMAXLSN=1 -DMAXTERM=2 -DMAXCRASH=0"
-	"sync-quorum-threedata|pass||$SYNC_FIXES $SYNC_D"
+	"sync-quorum-threedata|pass||$SYNC_FIXES $SYNC_BOOT $SYNC_D -DMAXVER=3"
 	"reach-sync-threedata-grow|violation|(7==7)|$SYNC_FIXES $SYNC_D -DREACH=7"
-	"mutant-sync-shrink-first|violation|>=acked|-DMUTANT_SHRINK_FIRST $SYNC_FIXES $SYNC_W -DMAXCRASH=0"
-	"mutant-sync-no-ready|violation|>=acked|-DMUTANT_NO_READY $SYNC_FIXES $SYNC_W -DMAXCRASH=0"
-	"mutant-sync-no-v9-threedata|violation|>=acked|-DMUTANT_NO_V9 $SYNC_FIXES $SYNC_D|-O1"
+	"mutant-sync-shrink-first|violation|>=acked|-DMUTANT_SHRINK_FIRST $SYNC_FIXES $SYNC_BOOT $SYNC_W -DMAXCRASH=0"
+	"mutant-sync-no-ready|violation|>=acked|-DMUTANT_NO_READY $SYNC_FIXES $SYNC_BOOT $SYNC_W -DMAXCRASH=0"
+	"mutant-sync-no-v9-threedata|violation|>=acked|-DMUTANT_NO_V9 $SYNC_FIXES $SYNC_BOOT $SYNC_D|-O1"
+	"mutant-handover-any-term|violation|assertion violated 0|-DMUTANT_HANDOVER_ANY_TERM $SW_FIXES -DF=2 -DLEASE=1 -DMAXLSN=0 -DMAXTERM=3 -DMAXCRASH=0|-O1"
 )
 
 run_lane() {

@@ -59,12 +59,12 @@
  *             gate, commit acknowledgements and property P5.  Without it
  *             none of this is compiled in (the other checks keep their
  *             state spaces)
- *   MAXVER    with SYNC: the highest sync_version (default 2)
+ *   MAXVER    with SYNC: the highest sync_version (default 2, at most 3)
  *   BOOT_COMMITS  with SYNC: the bootstrap primary may commit in term 0
- *             (left out by default: those commits are acknowledged with no
- *             standby and are outside P5, see model/README.md)
- *   BOOT_ACKS with SYNC: ... and they count as acknowledged for P5 (a
- *             failover before the first leader is ready loses them)
+ *             (left out by default: with the small MAXLSN they use the LSNs
+ *             up; acknowledged with no standby, see model/README.md)
+ *   BOOT_ACKS with SYNC: ... and they count as acknowledged for P5 (the
+ *             sync checks of check.sh run with both)
  *
  * Protocol variants (model/README.md):
  *   NO_SELFVOTE_RECHECK  the protocol before the fix this model found: the
@@ -96,20 +96,33 @@
  *                        restart it does not resume its claim (§5) while
  *                        the target may be standing with its blessing.
  *                        Without it P1 is violated (fixed-handover-restart).
- *   SELF_V9              with SYNC, proposed fix (open-sync-own-vote): the
- *                        candidate's own vote obeys V9.  src/election.c
- *                        checks the node's own record only for a standby
- *                        (WhyNotStand) and not when it raises its term
- *                        (StartVoteRound); with the fix every node checks
- *                        it before standing and again, atomically with the
- *                        V3 re-check, before it raises its term.
- *   SYNC_TERM_ORDER      with SYNC, proposed fix (open-sync-version-
- *                        collision): a record carries the term of the
- *                        leader that created it and records are ordered by
- *                        (term, version) -- adoption, V9's "at least as
- *                        new" and RecordOnMajority compare the pair.  In
- *                        src/ only sync_version orders them, and two leaders
- *                        create the same version with different contents.
+ *   SELF_V9              with SYNC, the fix of fixed-sync-own-vote (in
+ *                        src/election.c): the candidate's own vote obeys
+ *                        V9.  Before it, src/election.c checked the node's
+ *                        own record only for a standby (WhyNotStand) and
+ *                        not when it raised its term (StartVoteRound); now
+ *                        every node checks it before standing and again,
+ *                        atomically with the V3 re-check, before it raises
+ *                        its term.
+ *   SYNC_TERM_ORDER      with SYNC, the fix of fixed-sync-version-collision
+ *                        (in src/): a record carries the term of the leader
+ *                        that created it (sync_term) and records are
+ *                        ordered by (term, version) -- adoption, V9's "at
+ *                        least as new" and RecordOnMajority compare the
+ *                        pair; a leader publishes (its term, version + 1).
+ *                        Without it only sync_version orders them, and two
+ *                        leaders create the same version with different
+ *                        contents.
+ *   BOOT_RECORD          with SYNC, the fix of fixed-sync-bootstrap-acks
+ *                        (in src/): the bootstrap primary publishes (term
+ *                        0, version + 1, restricted to itself) before it
+ *                        acknowledges a commit (PgClusterSyncReady in term
+ *                        0: only while its record names it alone), and a
+ *                        real vote request (not a pre-vote) carries the
+ *                        candidate's whole record, which the voter adopts
+ *                        durably if newer, whatever its answer, before V9.
+ *                        Without it term-0 commits are acknowledged at once
+ *                        and a vote request carries only the key.
  *
  * Mutants (each must violate a property, to show the checks bite):
  *   MUTANT_NO_HOLD            the leader keeps acknowledging commits while
@@ -149,8 +162,8 @@
  *       term it handed over (ghost p4_ack: H, raised by every later commit
  *       of that leader in that term).
  *   P5  (I2, with SYNC) monitor_p5(): at every instant every writer's LSN
- *       is >= every LSN acknowledged to a client in a term >= 1 (ghost
- *       acked): no node becomes a writer without all acknowledged commits.
+ *       is >= every LSN acknowledged to a client in a term >= 1 (with
+ *       BOOT_ACKS also in term 0) (ghost acked): no node becomes a writer without all acknowledged commits.
  *   A writer (P1, P5) is a leader of its current term that is a primary,
  *   holds a valid lease and does not hold commits for a switchover, or the
  *   bootstrapping primary.
@@ -163,6 +176,8 @@
  *             restricted record; another node gets a lease after an
  *             acknowledgement (a failover P5 is about); a record grows
  *             (restricted -> less restricted) after an acknowledgement
+ *   REACH=8   (SYNC, BOOT_ACKS) another node than the bootstrap primary
+ *             gets a lease after a commit of term 0 was acknowledged
  */
 
 #define N     3
@@ -313,14 +328,15 @@ byte nmsg;                                         /* messages in flight */
 #define HO_ERRBIT  0
 #endif
 #ifdef SYNC
-/* §9: a heartbeat carries the sender's synchronous record, its reply the
- * receiver's record key (version), a vote request the candidate's key */
+/* §9: a heartbeat and a vote request carry the sender's synchronous
+ * record, a heartbeat reply the receiver's record key ((term,) version) */
 #define HB_REC(c)  ((cx[c] >> 10) & 255)
 #define HR_KEY(c)  ((cx[c] >> 9) & 15)
-#define VQ_KEY(c)  ((cx[c] >> 10) & 15)
+#define VQ_REC(c)  ((cx[c] >> 10) & 255)
+#define VQ_KEY(c)  RKEY(VQ_REC(c))
 #define HB_SY(s)   (rec[s] << 10)
 #define HR_SY(d)   (RKEY(rec[d]) << 9)
-#define VQ_SY(s)   (RKEY(rec[s]) << 10)
+#define VQ_SY(s)   (rec[s] << 10)
 #else
 #define HB_SY(s)   0
 #define HR_SY(d)   0
@@ -350,12 +366,13 @@ byte nmsg;                                         /* messages in flight */
 /* durable, on every node: the synchronous record (pg_cluster.state
  * sync_version, sync_restricted, sync_eligible): bits 0-1 the version,
  * bit 2 restricted, bits 3-5 the eligible nodes (a mask, 0 unless
- * restricted); with -DSYNC_TERM_ORDER (proposed fix) bits 6-7 the term of
- * the leader that created it, and records are ordered by (term, version) */
+ * restricted); with -DSYNC_TERM_ORDER bits 6-7 the term of the leader that
+ * created it (sync_term), and records are ordered by (term, version) */
 byte rec[N];
 #define RVER(r)  ((r) & 3)
 #define RRES(r)  (((r) >> 2) & 1)
 #define RELIG(r) (((r) >> 3) & 7)
+#define RTERM(r) (((r) >> 6) & 3)    /* 0 without -DSYNC_TERM_ORDER */
 #ifdef SYNC_TERM_ORDER
 #define RKEY(r)  ((((r) >> 6) & 3) << 2 | RVER(r))
 #define MKREC(v, r, e, t) ((v) | ((r) << 2) | ((e) << 3) | ((t) << 6))
@@ -393,8 +410,11 @@ byte wmax[N];            /* ghost: highest LSN a backend of node i wrote (in a
 #if REACH == 6
 byte acker;              /* probe: the node that acknowledged last */
 #endif
+#if REACH == 8
+bit  bootack;            /* probe: a commit of term 0 was acknowledged */
+#endif
 byte acked;              /* ghost, P5: highest LSN acknowledged to a client
-                          * (in a term >= 1) */
+                          * (in a term >= 1; with BOOT_ACKS also in term 0) */
 byte y1, y2, y3, y4;      /* scratch, always 0 between actions */
 
 /* macros below take the node i and its peers a < b */
@@ -421,15 +441,24 @@ byte y1, y2, y3, y4;      /* scratch, always 0 between actions */
 #define ON_MAJORITY(l, a, b) ((av[LNK(l, a)] > 0 && av[LNK(l, a)] - 1 >= RKEY(rec[l])) || \
                               (av[LNK(l, b)] > 0 && av[LNK(l, b)] - 1 >= RKEY(rec[l])))
 #endif
-#ifdef MUTANT_NO_READY
-#define SYNC_READY(i) (1)
+/* PgClusterSyncReady.  In term 0 (bootstrap), with -DBOOT_RECORD (the
+ * fix of issue 8, src/syncrep.c BootstrapTick): only while the node's own
+ * record is restricted to exactly itself (BOOT_PUBLISH); before the fix
+ * at once */
+#ifdef BOOT_RECORD
+#define BOOT_READY(i) (RRES(rec[i]) && RELIG(rec[i]) == (1 << (i)))
 #else
-#define SYNC_READY(i) (term[i] == 0 || rdy[i])
+#define BOOT_READY(i) (1)
+#endif
+#ifdef MUTANT_NO_READY
+#define SYNC_READY(i) ((term[i] == 0 && BOOT_READY(i)) || term[i] > 0)
+#else
+#define SYNC_READY(i) ((term[i] == 0 && BOOT_READY(i)) || (term[i] > 0 && rdy[i]))
 #endif
 /* commits of the bootstrap (term 0) are acknowledged without any standby
- * (PgClusterSyncReady, names not managed yet) and are outside P5; with
- * the small MAXLSN they would only use the LSNs up, so the synchronous
- * runs leave them out unless -DBOOT_COMMITS */
+ * (no names are managed before a leader exists); without -DBOOT_COMMITS
+ * the synchronous runs leave them out (with the small MAXLSN they use the
+ * LSNs up); -DBOOT_ACKS counts their acknowledgement for P5 */
 #if defined(BOOT_COMMITS) || defined(BOOT_ACKS)
 #define COMMIT_TERM_OK(i) (1)
 #else
@@ -437,10 +466,10 @@ byte y1, y2, y3, y4;      /* scratch, always 0 between actions */
 #endif
 #define P5_OK ((!WRITABLE(0) || lsn[0] >= acked) && (!WRITABLE(1) || lsn[1] >= acked) && \
                (!WRITABLE(2) || lsn[2] >= acked))
-/* The candidate's own vote: src/election.c WhyNotStand checks a standby's
- * own record only, StartVoteRound not at all.  -DSELF_V9 (proposed fix):
- * every node checks it before standing, and again, with V3, when it raises
- * its term. */
+/* The candidate's own vote: before the fix src/election.c WhyNotStand
+ * checked a standby's own record only, StartVoteRound not at all.
+ * -DSELF_V9 (the fix, in src/): every node checks it before standing, and
+ * again, with V3, when it raises its term. */
 #ifdef SELF_V9
 #define SELF_ELIGIBLE(i) MAY_PROMOTE(rec[i], i)
 #define OWN_V9(i) MAY_PROMOTE(rec[i], i)
@@ -488,9 +517,9 @@ bit  kg;                            /* scratch, always 0 between actions */
  * (hst) and H, dr = claim dropped, kn = leader known (3 = none) */
 #define NODE_SHOW(i) printf(" | n%d up%d t%d v%d lt%d pr%d lsn%d ph%d c%d ls%d L%d W%d so%d ho%d/%d dr%d kn%d", i, up[i], term[i], voted[i], lterm[i], primary[i], lsn[i], phase[i], contact[i], lease[i], LEADER(i), WRITABLE(i), swp[i], hst[i], hol[i], dropped[i], knows[i])
 #ifdef SYNC
-/* then the record (version, restricted, eligible), names set/in use, ready,
+/* then the record (term, version, restricted, eligible), names set/in use, ready,
  * highest waiting write, and the highest acknowledged LSN */
-#define SYNC_SHOW(i) printf(" | n%d rec v%d r%d e%d names %d/%d rdy%d w%d", i, RVER(rec[i]), RRES(rec[i]), RELIG(rec[i]), nmc[i], nmu[i], rdy[i], wmax[i])
+#define SYNC_SHOW(i) printf(" | n%d rec t%d v%d r%d e%d names %d/%d rdy%d w%d", i, RTERM(rec[i]), RVER(rec[i]), RRES(rec[i]), RELIG(rec[i]), nmc[i], nmu[i], rdy[i], wmax[i])
 #define SYNC_SHOW_ALL SYNC_SHOW(0); SYNC_SHOW(1); SYNC_SHOW(2); printf(" | acked %d", acked);
 #else
 #define SYNC_SHOW_ALL
@@ -705,7 +734,14 @@ inline COMMIT(i) {
 		if
 		:: term[i] > 0 -> wmax[i] = lsn[i]      /* waits for its standbys */
 #ifdef BOOT_ACKS
-		:: else -> acked = lsn[i]               /* no names yet: acknowledged at once */
+		:: else -> acked = lsn[i];              /* no names yet: acknowledged at once */
+#if REACH == 6
+			acker = i;
+#endif
+#if REACH == 8
+			bootack = 1;
+#endif
+			skip
 #else
 		:: else
 #endif
@@ -887,6 +923,11 @@ inline HR_DELIVER(s, d) {
 				 * node gets a lease (and must hold the commit, P5) */
 				assert(!(REACH == 6 && acked > 0 && s != acker && primary[s]));
 #endif
+#if REACH == 8
+				/* probe: a failover after a commit of the bootstrap was
+				 * acknowledged: another node gets a lease */
+				assert(!(REACH == 8 && bootack && s != 0 && primary[s]));
+#endif
 #ifdef LEASE_ORDER
 				/* P1: leases are obtained in non-decreasing term order */
 				assert(term[s] >= lease_term);
@@ -919,6 +960,15 @@ inline VQ_DELIVER(s, d, refuse) {
 	d_step {
 		KIND(LNK(s,d)) == K_VQ && up[d] ->
 		printf("n%d <- n%d request_vote pre %d term %d lsn %d", d, s, PRE(LNK(s,d)), TERM(LNK(s,d)), VQ_LSN(LNK(s,d)));
+#ifdef BOOT_RECORD
+		/* a real vote request: the candidate's record, if newer, is
+		 * adopted durably whatever the answer (src/election.c
+		 * PgClusterHandleVoteRequest, the fix of issue 8), before V9 */
+		if
+		:: !PRE(LNK(s,d)) && VQ_KEY(LNK(s,d)) > RKEY(rec[d]) -> rec[d] = VQ_REC(LNK(s,d))
+		:: else
+		fi;
+#endif
 		if
 		:: PRE(LNK(s,d)) ->                     /* pre-vote: changes nothing */
 			if
@@ -1314,6 +1364,25 @@ inline SYNC_TICK(i, a, b, h) {
 	}
 }
 
+#ifdef BOOT_RECORD
+/* the bootstrap primary in synchronous mode, before the first election
+ * (term 0), records durably that it alone may be promoted: version + 1 of
+ * term 0, restricted to itself (src/syncrep.c BootstrapTick); its commits
+ * wait for that (BOOT_READY).  When it does so is left free (it may also
+ * never do it, and then never commit in term 0) */
+inline BOOT_PUBLISH(i) {
+	d_step {
+		up[i] && DATA(i) && primary[i] && term[i] == 0 && !BOOT_READY(i) && RVER(rec[i]) < MAXVER ->
+		rec[i] = MKREC(RVER(rec[i]) + 1, 1, 1 << (i), 0);
+		NORM();
+		printf("n%d bootstraps in synchronous mode: publishes record v%d restricted to itself", i, RVER(rec[i])); SHOW()
+	}
+}
+#define BOOT_ACTIONS(i) :: BOOT_PUBLISH(i)
+#else
+#define BOOT_ACTIONS(i)
+#endif
+
 /* every WAL sender of node i now uses the names last set (NamesInForce;
  * the residual assumption of §9: they re-read them within 100 ms) */
 inline IN_FORCE(i) {
@@ -1374,6 +1443,7 @@ inline GOSSIP(s, d) {
 	:: GOSSIP(i, b)
 #else
 #define SYNC_ACTIONS(i, a, b)
+#define BOOT_ACTIONS(i)
 #endif
 
 /* ------------------------------------------------------------- system */
@@ -1457,6 +1527,7 @@ active proctype cluster()
 	do
 	:: TICK()
 	NODE(0, 1, 2)
+	BOOT_ACTIONS(0)          /* only node 0 is a primary in term 0 */
 	NODE(1, 0, 2)
 	SWITCH_GLOBAL
 	CONN(0, 1, 2)

@@ -23,6 +23,8 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
+
 #include "pg_cluster.h"
 
 /*
@@ -46,12 +48,21 @@ PgClusterLoadDurableLocked(char *errbuf, size_t errlen)
 			PgClusterShmem->durable_loaded = true;
 			PgClusterShmem->durable_corrupt = false;
 			LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
-			PgClusterRaiseLeaderProgressLocked(loaded.heard_leader_timeline,
+			PgClusterRaiseLeaderProgressLocked(loaded.heard_leader_wal_term, 0,
 											   loaded.heard_leader_lsn);
 			LWLockRelease(PgClusterShmem->lock);
 			break;
 		case PGC_STATE_FILE_MISSING:
 			memset(&loaded, 0, sizeof(loaded));
+
+			/*
+			 * A standby without a state file (removed, or a clone made
+			 * without it) cannot tell which term wrote its WAL: the markers
+			 * may lie before its oldest WAL.  The leader tells it
+			 * (walterm.c).  A new primary has no marker to miss.
+			 */
+			loaded.wal_term_unknown = PgClusterNodeKindSetting == PGC_NODE_DATA &&
+				RecoveryInProgress();
 			PgClusterPersistLocked(&loaded);
 			PgClusterShmem->durable_corrupt = false;
 			PgClusterRecordEvent("state_file_created", NULL,
@@ -248,15 +259,17 @@ PgClusterSetHandedOverTerm(uint64 term)
  * last commits look current.  The caller holds lock exclusively.
  */
 void
-PgClusterRaiseLeaderProgressLocked(TimeLineID timeline, XLogRecPtr lsn)
+PgClusterRaiseLeaderProgressLocked(uint64 wal_term, TimeLineID timeline, XLogRecPtr lsn)
 {
 	Assert(LWLockHeldByMeInMode(PgClusterShmem->lock, LW_EXCLUSIVE));
 
+	if (timeline > PgClusterShmem->leader_timeline)
+		PgClusterShmem->leader_timeline = timeline; /* for follow and rejoin */
 	if (lsn == InvalidXLogRecPtr ||
-		PgClusterCompareProgress(timeline, lsn, PgClusterShmem->leader_timeline,
+		PgClusterCompareProgress(wal_term, lsn, PgClusterShmem->leader_wal_term,
 								 PgClusterShmem->leader_lsn) <= 0)
 		return;
-	PgClusterShmem->leader_timeline = timeline;
+	PgClusterShmem->leader_wal_term = wal_term;
 	PgClusterShmem->leader_lsn = lsn;
 }
 
@@ -271,7 +284,7 @@ void
 PgClusterPersistLeaderProgress(void)
 {
 	PgClusterDurableState next;
-	TimeLineID	timeline;
+	uint64		wal_term;
 	XLogRecPtr	lsn;
 
 	if (PgClusterNodeKindSetting != PGC_NODE_WITNESS)
@@ -279,17 +292,63 @@ PgClusterPersistLeaderProgress(void)
 
 	LWLockAcquire(PgClusterShmem->durable_lock, LW_EXCLUSIVE);
 	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
-	timeline = PgClusterShmem->leader_timeline;
+	wal_term = PgClusterShmem->leader_wal_term;
 	lsn = PgClusterShmem->leader_lsn;
 	LWLockRelease(PgClusterShmem->lock);
 	if (PgClusterShmem->durable_loaded &&
-		PgClusterCompareProgress(timeline, lsn,
-								 PgClusterShmem->durable.heard_leader_timeline,
+		PgClusterCompareProgress(wal_term, lsn,
+								 PgClusterShmem->durable.heard_leader_wal_term,
 								 PgClusterShmem->durable.heard_leader_lsn) > 0)
 	{
 		next = PgClusterShmem->durable;
-		next.heard_leader_timeline = timeline;
+		next.heard_leader_wal_term = wal_term;
 		next.heard_leader_lsn = lsn;
+		PgClusterPersistLocked(&next);
+	}
+	LWLockRelease(PgClusterShmem->durable_lock);
+}
+
+/*
+ * PgClusterPersistWalTerm records the last term marker of this node's WAL
+ * and how far the WAL was read without a later one (walterm.c), so that
+ * after a restart the reader starts there.
+ */
+void
+PgClusterPersistWalTerm(uint64 term, XLogRecPtr marker_end, XLogRecPtr read_lsn)
+{
+	PgClusterDurableState next;
+
+	LWLockAcquire(PgClusterShmem->durable_lock, LW_EXCLUSIVE);
+	if (PgClusterShmem->durable_loaded &&
+		(PgClusterShmem->durable.wal_term != term ||
+		 PgClusterShmem->durable.wal_term_lsn != marker_end ||
+		 PgClusterShmem->durable.wal_read_lsn != read_lsn ||
+		 PgClusterShmem->durable.wal_term_unknown))
+	{
+		next = PgClusterShmem->durable;
+		next.wal_term = term;
+		next.wal_term_lsn = marker_end;
+		next.wal_read_lsn = read_lsn;
+		next.wal_term_unknown = false;
+		PgClusterPersistLocked(&next);
+	}
+	LWLockRelease(PgClusterShmem->durable_lock);
+}
+
+/*
+ * PgClusterForgetWalTerm: pg_rewind is about to replace this node's WAL;
+ * what the state file says of its markers will not hold for the new WAL.
+ */
+void
+PgClusterForgetWalTerm(void)
+{
+	PgClusterDurableState next;
+
+	LWLockAcquire(PgClusterShmem->durable_lock, LW_EXCLUSIVE);
+	if (PgClusterShmem->durable_loaded && !PgClusterShmem->durable.wal_term_unknown)
+	{
+		next = PgClusterShmem->durable;
+		next.wal_term_unknown = true;
 		PgClusterPersistLocked(&next);
 	}
 	LWLockRelease(PgClusterShmem->durable_lock);

@@ -63,7 +63,7 @@ PgClusterHandleVoteRequest(const PgClusterVoteRequest *req, uint64 *voter_term,
 	TimestampTz now = GetCurrentTimestamp();
 	PgClusterDurableState next;
 	TimestampTz last_contact;
-	TimeLineID	leader_tli;
+	uint64		leader_wal_term;
 	XLogRecPtr	leader_lsn;
 	char		leader[PGC_NAME_LEN];
 	int			candidate_index;
@@ -94,7 +94,7 @@ PgClusterHandleVoteRequest(const PgClusterVoteRequest *req, uint64 *voter_term,
 
 	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
 	last_contact = PgClusterShmem->last_leader_contact;
-	leader_tli = PgClusterShmem->leader_timeline;
+	leader_wal_term = PgClusterShmem->leader_wal_term;
 	leader_lsn = PgClusterShmem->leader_lsn;
 	strlcpy(leader, PgClusterShmem->leader, PGC_NAME_LEN);
 	candidate_index = PgClusterFindNode(req->candidate);
@@ -177,27 +177,36 @@ PgClusterHandleVoteRequest(const PgClusterVoteRequest *req, uint64 *voter_term,
 		REFUSE("\"%s\" is not a data node of this cluster", req->candidate);
 
 
-	/* V4: the candidate's WAL must be at least as far as ours */
+	/*
+	 * V4: the candidate's WAL must be at least as up to date as ours, in
+	 * Raft's order: the term of the last term marker, then the LSN
+	 * (walterm.c).  "Behind" holds even if our reader is late (our term
+	 * can only be higher); a grant needs our term read to our WAL's end.
+	 */
 	if (PgClusterNodeKindSetting == PGC_NODE_DATA && !transfer)
 	{
 		TimeLineID	own_tli;
 		XLogRecPtr	own_lsn = PgClusterLocalLsn(&own_tli);
+		uint64		own_term;
+		bool		current = PgClusterWalTermCurrent(own_lsn, &own_term, true);
 
-		if (PgClusterCompareProgress(req->timeline, req->lsn, own_tli, own_lsn) < 0)
-			REFUSE("candidate WAL %u/%X/%X is behind ours %u/%X/%X",
-				   req->timeline, LSN_FORMAT_ARGS(req->lsn),
-				   own_tli, LSN_FORMAT_ARGS(own_lsn));
+		if (PgClusterCompareProgress(req->wal_term, req->lsn, own_term, own_lsn) < 0)
+			REFUSE("candidate WAL (term " UINT64_FORMAT ", %X/%X on timeline %u) is behind ours (term " UINT64_FORMAT ", %X/%X on timeline %u)",
+				   req->wal_term, LSN_FORMAT_ARGS(req->lsn), req->timeline,
+				   own_term, LSN_FORMAT_ARGS(own_lsn), own_tli);
+		if (!current)
+			REFUSE("this voter has not read its own WAL to its end yet, or does not know the term of its WAL");
 	}
 
 	/* V5: not too far behind what the last leader reported */
 	if (leader_lsn != InvalidXLogRecPtr && !transfer)
 	{
-		if (req->timeline < leader_tli ||
-			(req->timeline == leader_tli &&
+		if (req->wal_term < leader_wal_term ||
+			(req->wal_term == leader_wal_term &&
 			 req->lsn + (XLogRecPtr) PgClusterMaxLagOnFailover < leader_lsn))
-			REFUSE("candidate WAL %u/%X/%X is more than max_lag_on_failover behind the leader's last %u/%X/%X",
-				   req->timeline, LSN_FORMAT_ARGS(req->lsn),
-				   leader_tli, LSN_FORMAT_ARGS(leader_lsn));
+			REFUSE("candidate WAL (term " UINT64_FORMAT ", %X/%X) is more than max_lag_on_failover behind the leader's last (term " UINT64_FORMAT ", %X/%X)",
+				   req->wal_term, LSN_FORMAT_ARGS(req->lsn),
+				   leader_wal_term, LSN_FORMAT_ARGS(leader_lsn));
 	}
 
 	if (req->pre_vote)
@@ -300,7 +309,7 @@ ElectionInProgress(void)
  * can take office again without a promotion, e.g. after stepping down).
  */
 static bool
-BetterCandidateVisible(TimeLineID tli, XLogRecPtr lsn)
+BetterCandidateVisible(uint64 wal_term, XLogRecPtr lsn)
 {
 	bool		better = false;
 
@@ -313,7 +322,7 @@ BetterCandidateVisible(TimeLineID tli, XLogRecPtr lsn)
 
 		if (e->is_self || !e->reachable || !e->view_valid)
 			continue;
-		cmp = PgClusterCompareProgress(e->view.timeline, e->view.lsn, tli, lsn);
+		cmp = PgClusterCompareProgress(e->view.wal_term, e->view.lsn, wal_term, lsn);
 		if ((e->view.role == PGC_ROLE_STANDBY && cmp > 0) ||
 			(e->view.role == PGC_ROLE_PRIMARY && cmp >= 0))
 			better = true;
@@ -332,10 +341,13 @@ static const char *
 WhyNotStand(TimestampTz now, const PgClusterDurableState *durable)
 {
 	TimestampTz last_contact;
-	TimeLineID	leader_tli;
+	uint64		leader_wal_term;
 	XLogRecPtr	leader_lsn;
 	bool		is_leader;
 	bool		in_recovery = RecoveryInProgress();
+	TimeLineID	tli;
+	XLogRecPtr	lsn;
+	uint64		wal_term;
 
 	if (PgClusterNodeKindSetting != PGC_NODE_DATA)
 		return "witness";
@@ -347,7 +359,7 @@ WhyNotStand(TimestampTz now, const PgClusterDurableState *durable)
 
 	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
 	last_contact = PgClusterShmem->last_leader_contact;
-	leader_tli = PgClusterShmem->leader_timeline;
+	leader_wal_term = PgClusterShmem->leader_wal_term;
 	leader_lsn = PgClusterShmem->leader_lsn;
 	is_leader = PgClusterShmem->is_leader;
 	LWLockRelease(PgClusterShmem->lock);
@@ -366,11 +378,13 @@ WhyNotStand(TimestampTz now, const PgClusterDurableState *durable)
 	if (PgClusterWhyNotEligible(PgClusterNodeName, durable) != NULL)
 		return "not eligible: the synchronous record does not list it";
 
+	/* the term of our WAL is what V4 compares: it must be up to date */
+	lsn = PgClusterLocalLsn(&tli);
+	if (!PgClusterWalTermCurrent(lsn, &wal_term, false))
+		return "the term of its WAL is not read to the end yet, or unknown";
+
 	if (in_recovery)
 	{
-		TimeLineID	tli;
-		XLogRecPtr	lsn = PgClusterLocalLsn(&tli);
-
 		if (PgClusterPriority <= 0)
 			return "priority 0";
 		if (durable->term == 0)
@@ -392,8 +406,8 @@ WhyNotStand(TimestampTz now, const PgClusterDurableState *durable)
 			  durable->leader_term + 1 >= durable->term))
 			return "not streaming";
 		if (leader_lsn != InvalidXLogRecPtr &&
-			(tli < leader_tli ||
-			 (tli == leader_tli &&
+			(wal_term < leader_wal_term ||
+			 (wal_term == leader_wal_term &&
 			  lsn + (XLogRecPtr) PgClusterMaxLagOnFailover < leader_lsn)))
 			return "lagging beyond max_lag_on_failover";
 	}
@@ -401,11 +415,9 @@ WhyNotStand(TimestampTz now, const PgClusterDurableState *durable)
 	/* the randomized delay, drawn anew whenever the leader was heard again */
 	if (election.contact_seen != last_contact || election.not_before == 0)
 	{
-		TimeLineID	tli;
-		XLogRecPtr	lsn = PgClusterLocalLsn(&tli);
 		int			delay_ms = PgClusterFailoverTimeoutMs + RandomDelayMs();
 
-		if (in_recovery && BetterCandidateVisible(tli, lsn))
+		if (in_recovery && BetterCandidateVisible(wal_term, lsn))
 			delay_ms += PgClusterFailoverTimeoutMs / 2;
 		election.contact_seen = last_contact;
 		election.not_before = TimestampTzPlusMilliseconds(last_contact, delay_ms);
@@ -417,11 +429,9 @@ WhyNotStand(TimestampTz now, const PgClusterDurableState *durable)
 	 */
 	if (election.was_paused)
 	{
-		TimeLineID	tli;
-		XLogRecPtr	lsn = PgClusterLocalLsn(&tli);
 		int			delay_ms = RandomDelayMs();
 
-		if (in_recovery && BetterCandidateVisible(tli, lsn))
+		if (in_recovery && BetterCandidateVisible(wal_term, lsn))
 			delay_ms += PgClusterFailoverTimeoutMs / 2;
 		election.was_paused = false;
 		election.not_before = Max(election.not_before,
@@ -468,6 +478,7 @@ SendPreVoteRequests(void)
 	strlcpy(req.candidate, PgClusterNodeName, PGC_NAME_LEN);
 	req.term = election.term;
 	req.lsn = PgClusterLocalLsn(&req.timeline);
+	req.wal_term = PgClusterWalTerm(NULL, NULL);
 	req.pre_vote = true;
 	OwnSyncRecord(&req.sync);
 	PeerConnectionsRequestVotes(&req);
@@ -526,6 +537,7 @@ StartVoteRound(TimestampTz now, const char *transfer_from, const char *why)
 	strlcpy(req.candidate, PgClusterNodeName, PGC_NAME_LEN);
 	req.term = election.term;
 	req.lsn = PgClusterLocalLsn(&req.timeline);
+	req.wal_term = PgClusterWalTerm(NULL, NULL);
 	OwnSyncRecord(&req.sync);
 	if (transfer_from != NULL)
 		strlcpy(req.transfer_from, transfer_from, PGC_NAME_LEN);
@@ -773,8 +785,13 @@ LeaseUpdate(TimestampTz now)
 	is_leader = PgClusterShmem->is_leader;
 	if (primary && term == 0)
 		allowed_until = PG_INT64_MAX;	/* bootstrapping (§5) */
-	else if (primary && is_leader)
+	else if (primary && is_leader && PgClusterShmem->wal_term_known &&
+			 PgClusterShmem->wal_term == term)
 	{
+		/*
+		 * (Only once this term's marker is in the WAL, walterm.c: every
+		 * commit of the term comes after it.)
+		 */
 		acked[nacked++] = now;	/* this node */
 		for (int i = 0; i < PgClusterShmem->node_count; i++)
 		{

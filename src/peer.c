@@ -127,14 +127,14 @@ static int	peer_count = 0;
 
 static const char heartbeat_query[] =
 "SELECT node_name, system_identifier, role, term, leader, timeline, lsn, protocol_version, "
-"is_leader, ack, pause_version, paused, priority, state, sync_version, sync_term "
-"FROM pg_cluster.heartbeat($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+"is_leader, ack, pause_version, paused, priority, state, sync_version, sync_term, wal_term "
+"FROM pg_cluster.heartbeat($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
 
-#define HEARTBEAT_REPLY_COLUMNS 16
+#define HEARTBEAT_REPLY_COLUMNS 17
 
 static const char vote_query[] =
 "SELECT term, granted, reason "
-"FROM pg_cluster.request_vote($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+"FROM pg_cluster.request_vote($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 
 static const char handover_query[] =
 "SELECT accepted, reason "
@@ -389,8 +389,10 @@ PeerSendHeartbeat(Peer *peer, TimestampTz now)
 	char		pause_version[32];
 	char		sync_version[32];
 	char		sync_term[32];
+	char		wal_term[32];
+	char		wal_term_lsn[32];
 	PgClusterDurableState durable;
-	const char *params[16];
+	const char *params[18];
 
 	PgClusterLocalView(&view);
 	PgClusterDurableSnapshot(&durable);
@@ -419,6 +421,10 @@ PeerSendHeartbeat(Peer *peer, TimestampTz now)
 	params[13] = durable.sync.restricted ? "t" : "f";
 	params[14] = durable.sync.eligible;
 	params[15] = sync_term;
+	snprintf(wal_term, sizeof(wal_term), UINT64_FORMAT, view.wal_term);
+	snprintf(wal_term_lsn, sizeof(wal_term_lsn), "%X/%X", LSN_FORMAT_ARGS(view.wal_term_lsn));
+	params[16] = wal_term;
+	params[17] = wal_term_lsn;
 
 	PeerSendQuery(peer, now, heartbeat_query, lengthof(params), params,
 				  PEER_REQUEST_HEARTBEAT);
@@ -438,7 +444,8 @@ PeerSendVote(Peer *peer, TimestampTz now)
 	char		version[16];
 	char		sync_version[32];
 	char		sync_term[32];
-	const char *params[12];
+	char		wal_term[32];
+	const char *params[13];
 
 	snprintf(sysid, sizeof(sysid), UINT64_FORMAT, PgClusterLocalSystemIdentifier());
 	snprintf(term, sizeof(term), UINT64_FORMAT, req->term);
@@ -459,6 +466,8 @@ PeerSendVote(Peer *peer, TimestampTz now)
 	params[9] = sync_term;
 	params[10] = req->sync.restricted ? "t" : "f";
 	params[11] = req->sync.eligible;
+	snprintf(wal_term, sizeof(wal_term), UINT64_FORMAT, req->wal_term);
+	params[12] = wal_term;
 
 	peer->in_flight_vote = *req;
 	peer->vote_pending = false;
@@ -654,6 +663,7 @@ PeerParseReply(Peer *peer, PGresult *res, PgClusterNodeView *view, bool *acked,
 	view->state = PgClusterStateFromName(PQgetvalue(res, 0, 13));
 	view->sync_version = strtou64(PQgetvalue(res, 0, 14), NULL, 10);
 	view->sync_term = strtou64(PQgetvalue(res, 0, 15), NULL, 10);
+	view->wal_term = strtou64(PQgetvalue(res, 0, 16), NULL, 10);
 
 	if (!WorkerAcceptClusterIdentifier(view->system_identifier, view->role,
 									   reason, reasonlen))
@@ -711,7 +721,7 @@ PeerRecordReply(Peer *peer, const PgClusterNodeView *view, bool acked, Timestamp
 		{
 			strlcpy(PgClusterShmem->leader, peer->name, PGC_NAME_LEN);
 			PgClusterShmem->last_leader_contact = now;
-			PgClusterRaiseLeaderProgressLocked(view->timeline, view->lsn);
+			PgClusterRaiseLeaderProgressLocked(view->wal_term, view->timeline, view->lsn);
 			heard_leader = true;
 		}
 	}

@@ -142,6 +142,8 @@ typedef struct PgClusterNodeView
 	char		leader[PGC_NAME_LEN];	/* empty when unknown */
 	TimeLineID	timeline;
 	XLogRecPtr	lsn;
+	uint64		wal_term;		/* term of the last marker in its WAL */
+	XLogRecPtr	wal_term_lsn;	/* where that marker ends */
 	uint64		system_identifier;
 	bool		is_leader;		/* claims leadership of "term" */
 	uint64		pause_version;
@@ -259,13 +261,22 @@ typedef struct PgClusterDurableState
 	uint64		handed_over_term;
 
 	/*
-	 * The highest WAL position a leader reported to this node (rule V5).
-	 * Kept on disk by witnesses only, which have no WAL of their own to
-	 * compare candidates with (protocol.md §3.2); data nodes keep it in
-	 * shared memory (leader_timeline, leader_lsn).
+	 * The highest WAL position, (term of its WAL, LSN), a leader reported to
+	 * this node (rule V5).  Kept on disk by witnesses only, which have no
+	 * WAL of their own to compare candidates with (protocol.md §3.2); data
+	 * nodes keep it in shared memory (leader_wal_term, leader_lsn).
 	 */
-	TimeLineID	heard_leader_timeline;
+	uint64		heard_leader_wal_term;
 	XLogRecPtr	heard_leader_lsn;
+
+	/*
+	 * The last term marker of this node's WAL (walterm.c): its term and
+	 * where it ends; unknown after pg_rewind replaced the WAL.
+	 */
+	uint64		wal_term;
+	XLogRecPtr	wal_term_lsn;
+	XLogRecPtr	wal_read_lsn;	/* read without a later marker up to here */
+	bool		wal_term_unknown;
 } PgClusterDurableState;
 
 /*
@@ -330,6 +341,7 @@ typedef struct PgClusterShared
 	char		leader[PGC_NAME_LEN];	/* leader of durable.term, if known */
 	TimestampTz last_leader_contact;	/* rule V3 */
 	TimeLineID	leader_timeline;	/* last progress the leader reported */
+	uint64		leader_wal_term;
 	XLogRecPtr	leader_lsn;
 	bool		is_leader;		/* this node leads durable.term */
 
@@ -367,6 +379,17 @@ typedef struct PgClusterShared
 	char		sync_standby_names[PGC_NAME_LIST_LEN + 32];	/* what we set */
 	char		sync_status[PGC_ERROR_LEN]; /* what the manager waits for */
 	uint64		commits_not_replicated; /* cancelled waits seen (fence.c) */
+
+	/*
+	 * The term of this node's WAL (walterm.c): the last marker found, where
+	 * the worker's reader is, and the end of the WAL it had read to the end
+	 * at its last tick (Invalid while it has not).
+	 */
+	bool		wal_term_known;
+	uint64		wal_term;
+	XLogRecPtr	wal_term_lsn;
+	XLogRecPtr	wal_read_lsn;
+	XLogRecPtr	wal_read_end;
 
 	/* the configured nodes, rebuilt by the worker on every reload */
 	int			node_count;
@@ -442,21 +465,25 @@ extern bool PgClusterAdoptSyncRecord(const PgClusterSyncRecord *record,
 extern bool PgClusterNameInList(const char *list, const char *name);
 extern void PgClusterDurableSnapshot(PgClusterDurableState *copy);
 extern void PgClusterSetHandedOverTerm(uint64 term);
-extern void PgClusterRaiseLeaderProgressLocked(TimeLineID timeline, XLogRecPtr lsn);
+extern void PgClusterRaiseLeaderProgressLocked(uint64 wal_term, TimeLineID timeline,
+											   XLogRecPtr lsn);
+extern void PgClusterPersistWalTerm(uint64 term, XLogRecPtr marker_end,
+									XLogRecPtr read_lsn);
+extern void PgClusterForgetWalTerm(void);
 extern void PgClusterPersistLeaderProgress(void);
 extern void PgClusterStepDown(void);
 
 /*
- * PgClusterCompareProgress orders WAL positions by timeline, then LSN (a
- * higher timeline has seen a promotion the other has not): negative, zero
- * or positive as a is behind, equal to or ahead of b.  Not Raft's order
- * after a primary is re-elected without a promotion: protocol.md §9.
+ * PgClusterCompareProgress orders WAL positions by the term of the WAL
+ * (of its last term marker, walterm.c), then LSN: Raft's order on the
+ * last entry's term and index.  Negative, zero or positive as a is behind,
+ * equal to or ahead of b.
  */
 static inline int
-PgClusterCompareProgress(TimeLineID tli_a, XLogRecPtr lsn_a,
-						 TimeLineID tli_b, XLogRecPtr lsn_b)
+PgClusterCompareProgress(uint64 term_a, XLogRecPtr lsn_a,
+						 uint64 term_b, XLogRecPtr lsn_b)
 {
-	return PgClusterComparePairs(tli_a, lsn_a, tli_b, lsn_b);
+	return PgClusterComparePairs(term_a, lsn_a, term_b, lsn_b);
 }
 
 /* election.c: the voter's rules (docs/protocol.md §3.2) */
@@ -466,6 +493,7 @@ typedef struct PgClusterVoteRequest
 	uint64		term;
 	TimeLineID	timeline;
 	XLogRecPtr	lsn;
+	uint64		wal_term;		/* term of the last marker in its WAL */
 	bool		pre_vote;
 	char		transfer_from[PGC_NAME_LEN];	/* handover from this leader */
 	PgClusterSyncRecord sync;	/* the candidate's synchronous record */
@@ -492,6 +520,10 @@ extern int	PgClusterAdmitCaller(const char *caller, uint64 caller_sysid,
 								 PgClusterRole caller_role, int version);
 extern uint64 PgClusterArgSystemIdentifier(FunctionCallInfo fcinfo, int argno);
 extern void PgClusterRequireUsable(void);
+
+/* walterm.c */
+extern uint64 PgClusterWalTerm(bool *known, XLogRecPtr *marker_end);
+extern bool PgClusterWalTermCurrent(XLogRecPtr lsn, uint64 *term, bool read_rest);
 
 /* fence.c */
 extern void PgClusterRegisterFence(void);

@@ -105,6 +105,9 @@ RejoinPrepare(const char *leader, bool rewind, bool shutting_down, const char *r
 		LWLockRelease(PgClusterShmem->lock);
 	}
 
+	/* pg_rewind replaces our WAL: what we knew of its term will not hold */
+	if (rewind)
+		PgClusterForgetWalTerm();
 	conninfo = PgClusterReplicationConninfoFor(host, port);
 	SetPrimaryConninfo(conninfo);
 	pfree(conninfo);

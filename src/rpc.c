@@ -30,6 +30,7 @@
 #include "utils/timestamp.h"
 
 #include "pg_cluster.h"
+#include "worker.h"
 
 PG_FUNCTION_INFO_V1(pg_cluster_heartbeat);
 PG_FUNCTION_INFO_V1(pg_cluster_request_vote);
@@ -55,6 +56,8 @@ enum HeartbeatArg
 	HB_ARG_SYNC_RESTRICTED,
 	HB_ARG_SYNC_ELIGIBLE,
 	HB_ARG_SYNC_TERM,
+	HB_ARG_WAL_TERM,
+	HB_ARG_WAL_TERM_LSN,
 	HB_NARGS
 };
 
@@ -63,7 +66,8 @@ static const char *const heartbeat_arg_names[HB_NARGS] = {
 	"sender_leader", "sender_timeline", "sender_lsn", "sender_time",
 	"sender_protocol_version", "sender_is_leader", "sender_pause_version",
 	"sender_paused", "sender_sync_version", "sender_sync_restricted",
-	"sender_sync_eligible", "sender_sync_term"
+	"sender_sync_eligible", "sender_sync_term", "sender_wal_term",
+	"sender_wal_term_lsn"
 };
 
 /* Argument positions of pg_cluster.request_vote() */
@@ -81,6 +85,7 @@ enum VoteArg
 	VOTE_ARG_SYNC_TERM,
 	VOTE_ARG_SYNC_RESTRICTED,
 	VOTE_ARG_SYNC_ELIGIBLE,
+	VOTE_ARG_WAL_TERM,
 	VOTE_NARGS
 };
 
@@ -88,10 +93,10 @@ static const char *const vote_arg_names[VOTE_NARGS] = {
 	"candidate_name", "candidate_system_identifier", "candidate_term",
 	"candidate_timeline", "candidate_lsn", "pre_vote", "candidate_protocol_version",
 	"transfer_from", "candidate_sync_version", "candidate_sync_term",
-	"candidate_sync_restricted", "candidate_sync_eligible"
+	"candidate_sync_restricted", "candidate_sync_eligible", "candidate_wal_term"
 };
 
-#define HB_RESULT_COLUMNS 16
+#define HB_RESULT_COLUMNS 17
 #define VOTE_RESULT_COLUMNS 3
 
 /*
@@ -246,6 +251,8 @@ pg_cluster_heartbeat(PG_FUNCTION_ARGS)
 	theirs.sent_at = PG_GETARG_TIMESTAMPTZ(HB_ARG_SENT_AT);
 	theirs.is_leader = PG_GETARG_BOOL(HB_ARG_IS_LEADER);
 	theirs.pause_version = (uint64) PG_GETARG_INT64(HB_ARG_PAUSE_VERSION);
+	theirs.wal_term = (uint64) PG_GETARG_INT64(HB_ARG_WAL_TERM);
+	theirs.wal_term_lsn = PG_GETARG_LSN(HB_ARG_WAL_TERM_LSN);
 	theirs.paused = PG_GETARG_BOOL(HB_ARG_PAUSED);
 
 	node_index = PgClusterAdmitCaller(sender, theirs.system_identifier, theirs.role,
@@ -276,7 +283,7 @@ pg_cluster_heartbeat(PG_FUNCTION_ARGS)
 			ack = true;
 			strlcpy(PgClusterShmem->leader, sender, PGC_NAME_LEN);
 			PgClusterShmem->last_leader_contact = now;
-			PgClusterRaiseLeaderProgressLocked(theirs.timeline, theirs.lsn);
+			PgClusterRaiseLeaderProgressLocked(theirs.wal_term, theirs.timeline, theirs.lsn);
 		}
 		/* the sender's state and priority come only with its replies */
 		theirs.priority = entry->view.priority;
@@ -291,7 +298,12 @@ pg_cluster_heartbeat(PG_FUNCTION_ARGS)
 	LWLockRelease(PgClusterShmem->durable_lock);
 	/* on a witness, on disk before the acknowledgement goes out */
 	if (ack)
+	{
 		PgClusterPersistLeaderProgress();
+		/* the leader's marker tells a node that lost track its WAL's term */
+		if (theirs.wal_term == theirs.term)
+			WalTermLearnFromLeader(theirs.wal_term, theirs.wal_term_lsn, theirs.timeline);
+	}
 
 	PgClusterLocalView(&ours);
 	memset(nulls, 0, sizeof(nulls));
@@ -315,6 +327,7 @@ pg_cluster_heartbeat(PG_FUNCTION_ARGS)
 	values[13] = CStringGetTextDatum(PgClusterStateName(ours.state));
 	values[14] = Int64GetDatum((int64) ours.sync_version);
 	values[15] = Int64GetDatum((int64) ours.sync_term);
+	values[16] = Int64GetDatum((int64) ours.wal_term);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
@@ -345,6 +358,7 @@ pg_cluster_request_vote(PG_FUNCTION_ARGS)
 	req.timeline = (TimeLineID) PG_GETARG_INT32(VOTE_ARG_TIMELINE);
 	req.lsn = PG_GETARG_LSN(VOTE_ARG_LSN);
 	req.pre_vote = PG_GETARG_BOOL(VOTE_ARG_PRE_VOTE);
+	req.wal_term = (uint64) PG_GETARG_INT64(VOTE_ARG_WAL_TERM);
 	ArgSyncRecord(fcinfo, VOTE_ARG_SYNC_TERM, VOTE_ARG_SYNC_VERSION,
 				  VOTE_ARG_SYNC_RESTRICTED, VOTE_ARG_SYNC_ELIGIBLE, &req.sync);
 	if (!PG_ARGISNULL(VOTE_ARG_TRANSFER_FROM))

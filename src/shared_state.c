@@ -275,6 +275,7 @@ PgClusterLocalView(PgClusterNodeView *view)
 	view->role = PgClusterLocalRole();
 	if (view->role != PGC_ROLE_WITNESS)
 		view->lsn = PgClusterLocalLsn(&view->timeline);
+	view->wal_term = PgClusterWalTerm(NULL, &view->wal_term_lsn);
 	view->system_identifier = PgClusterLocalSystemIdentifier();
 
 	LWLockAcquire(PgClusterShmem->durable_lock, LW_SHARED);

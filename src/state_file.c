@@ -55,7 +55,11 @@ typedef struct StateFileContents
 	char		sync_eligible[PGC_NAME_LIST_LEN];
 	uint64		handed_over_term;
 	uint64		heard_leader_lsn;
-	uint32		heard_leader_timeline;
+	uint64		heard_leader_wal_term;
+	uint64		wal_term;
+	uint64		wal_term_lsn;
+	uint64		wal_read_lsn;
+	uint32		wal_term_unknown;
 	pg_crc32c	crc;
 } StateFileContents;
 
@@ -153,7 +157,11 @@ PgClusterReadStateFile(PgClusterDurableState *state, char *errbuf, size_t errlen
 	state->sync.restricted = contents.sync_restricted != 0;
 	strlcpy(state->sync.eligible, contents.sync_eligible, PGC_NAME_LIST_LEN);
 	state->handed_over_term = contents.handed_over_term;
-	state->heard_leader_timeline = contents.heard_leader_timeline;
+	state->heard_leader_wal_term = contents.heard_leader_wal_term;
+	state->wal_term = contents.wal_term;
+	state->wal_term_lsn = contents.wal_term_lsn;
+	state->wal_read_lsn = contents.wal_read_lsn;
+	state->wal_term_unknown = contents.wal_term_unknown != 0;
 	state->heard_leader_lsn = contents.heard_leader_lsn;
 	return PGC_STATE_FILE_OK;
 }
@@ -184,7 +192,11 @@ PgClusterWriteStateFile(const PgClusterDurableState *state)
 	contents.sync_restricted = state->sync.restricted ? 1 : 0;
 	strlcpy(contents.sync_eligible, state->sync.eligible, PGC_NAME_LIST_LEN);
 	contents.handed_over_term = state->handed_over_term;
-	contents.heard_leader_timeline = state->heard_leader_timeline;
+	contents.heard_leader_wal_term = state->heard_leader_wal_term;
+	contents.wal_term = state->wal_term;
+	contents.wal_term_lsn = state->wal_term_lsn;
+	contents.wal_read_lsn = state->wal_read_lsn;
+	contents.wal_term_unknown = state->wal_term_unknown ? 1 : 0;
 	contents.heard_leader_lsn = state->heard_leader_lsn;
 	contents.crc = StateFileCrc(&contents);
 

@@ -36,7 +36,7 @@ PG_FUNCTION_INFO_V1(pg_cluster_event_log);
 PG_FUNCTION_INFO_V1(pg_cluster_connection_uri);
 
 #define NODE_INFO_COLUMNS	26
-#define STATUS_INFO_COLUMNS	26
+#define STATUS_INFO_COLUMNS	27
 #define EVENT_LOG_COLUMNS	6
 
 /* A consistent copy of the shared state, taken under the lock. */
@@ -115,7 +115,7 @@ NodeIsLeader(const SharedSnapshot *snap, const PgClusterNodeEntry *node)
  */
 static const char *
 NodeWhyNotEligible(const SharedSnapshot *snap, const PgClusterNodeEntry *node,
-				   XLogRecPtr leader_lsn, TimeLineID leader_tli)
+				   XLogRecPtr leader_lsn, uint64 leader_wal_term)
 {
 	const char *why;
 
@@ -133,8 +133,8 @@ NodeWhyNotEligible(const SharedSnapshot *snap, const PgClusterNodeEntry *node,
 	if (why != NULL)
 		return why;
 	if (leader_lsn != InvalidXLogRecPtr &&
-		(node->view.timeline < leader_tli ||
-		 (node->view.timeline == leader_tli &&
+		(node->view.wal_term < leader_wal_term ||
+		 (node->view.wal_term == leader_wal_term &&
 		  node->view.lsn + (XLogRecPtr) PgClusterMaxLagOnFailover < leader_lsn)))
 		return "lagging more than pg_cluster.max_lag_on_failover";
 	return NULL;
@@ -153,6 +153,7 @@ pg_cluster_node_info(PG_FUNCTION_ARGS)
 	PgClusterNodeView self_view;
 	XLogRecPtr	leader_lsn = InvalidXLogRecPtr;
 	TimeLineID	leader_tli = 0;
+	uint64		leader_wal_term = 0;
 	TimestampTz now = GetCurrentTimestamp();
 
 	InitMaterializedSRF(fcinfo, 0);
@@ -175,6 +176,7 @@ pg_cluster_node_info(PG_FUNCTION_ARGS)
 		{
 			leader_lsn = node->view.lsn;
 			leader_tli = node->view.timeline;
+			leader_wal_term = node->view.wal_term;
 		}
 	}
 
@@ -241,7 +243,7 @@ pg_cluster_node_info(PG_FUNCTION_ARGS)
 		values[c++] = BoolGetDatum(PgClusterSynchronousMode != PGC_SYNC_OFF &&
 								   strstr(snap->sync_standby_names, quoted) != NULL);
 		{
-			const char *why = NodeWhyNotEligible(snap, node, leader_lsn, leader_tli);
+			const char *why = NodeWhyNotEligible(snap, node, leader_lsn, leader_wal_term);
 
 			values[c++] = BoolGetDatum(why == NULL);
 			values[c] = TextOrNull(why, &nulls[c]);
@@ -298,6 +300,13 @@ pg_cluster_status_info(PG_FUNCTION_ARGS)
 	values[c++] = Int32GetDatum((int32) self_view.timeline);
 	nulls[c] = (self_view.role == PGC_ROLE_WITNESS);
 	values[c++] = LSNGetDatum(self_view.lsn);
+	{
+		bool		known;
+		uint64		wal_term = PgClusterWalTerm(&known, NULL);
+
+		nulls[c] = (self_view.role == PGC_ROLE_WITNESS || !known);
+		values[c++] = Int64GetDatum((int64) wal_term);
+	}
 	snprintf(sysid, sizeof(sysid), UINT64_FORMAT, self_view.system_identifier);
 	nulls[c] = (self_view.system_identifier == 0);
 	values[c++] = CStringGetTextDatum(sysid);

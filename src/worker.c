@@ -639,9 +639,11 @@ PgClusterWorkerMain(Datum main_arg)
 					next_tick = TimestampTzPlusMilliseconds(now, PgClusterHeartbeatIntervalMs);
 			}
 			PeerConnectionsUpdateReachability(now);
+			WalTermTick();
 			LeaseUpdate(now);
 			ElectionTick(now);
 			HandoverTick(now);
+			WalTermTick();		/* a new leader marks its term first */
 			LeaseUpdate(now);
 			SyncRepTick(now);
 			SwitchoverTick(now);

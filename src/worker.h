@@ -82,6 +82,10 @@ extern void AlterSystemSet(const char *name, const char *value);
 
 /* syncrep.c, the leader's management of synchronous replication */
 extern void SyncRepTick(TimestampTz now);
+
+/* walterm.c */
+extern void WalTermTick(void);
+extern void WalTermLearnFromLeader(uint64 term, XLogRecPtr marker_end, TimeLineID timeline);
 extern bool StandbyNeedsRewind(void);
 extern void RoleChangeHookStart(const char *role, uint64 term);
 extern void RoleChangeHookPoll(TimestampTz now);

@@ -341,7 +341,6 @@ sub init_cluster
 		append_file(datadir($h) . '/postgresql.conf', server_conf($h)
 			  . "primary_conninfo = 'host=$ip{n1} port=5432 user=postgres application_name=$h'\n");
 		as_user('touch', datadir($h) . '/standby.signal');
-		unlink(datadir($h) . '/pg_cluster.state');
 		start_server($h);
 	}
 	foreach my $h (@witnesses)

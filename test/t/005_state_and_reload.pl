@@ -20,7 +20,7 @@ ok(-f $state_file, 'the state file exists');
 # a higher term seen in a heartbeat is made durable; the leader steps down
 # and is elected again in a later term
 sql($n1,
-	"SELECT pg_cluster.heartbeat('n2', '$sysid', 'standby', 5, NULL, 1, '0/0', now(), 3, false, 0, false, 0, false, '', 0)");
+	"SELECT pg_cluster.heartbeat('n2', '$sysid', 'standby', 5, NULL, 1, '0/0', now(), 3, false, 0, false, 0, false, '', 0, 0, '0/0')");
 is(sql($n1, "SELECT term FROM pg_cluster.status"), '5', 'term 5 adopted before the answer');
 ok($n1->log_contains('adopted term 5 from node "n2"; stepped down as leader'),
 	'the leader stepped down');

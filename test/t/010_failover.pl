@@ -58,6 +58,13 @@ pass('n2 has the rows written on n3');
 like(sql($n2, "SHOW primary_conninfo"), qr/port=${\ $n3->port } application_name=n2/,
 	'primary_conninfo names n3 and application_name n2');
 is(sql($n2, "SELECT timeline FROM pg_cluster.status"), '2', 'on timeline 2');
+
+# the new leader marked its term in the WAL before its first commit; the
+# standby that streams from it holds that marker (protocol.md §3.2, V4)
+is(sql($n3, "SELECT wal_term FROM pg_cluster.status"), '2', 'the WAL of n3 is of term 2');
+wait_for($n2, "SELECT wal_term = 2 FROM pg_cluster.status");
+pass('so is the WAL n2 received from it');
+like(sql($n3, "SELECT detail FROM pg_cluster.events WHERE kind = 'promotion'"), qr/term 2/, 'the promotion');
 foreach my $node ($n2, $n3)
 {
 	is(sql($node, "SELECT string_agg(node_name || ':' || role || ':' || is_leader, ',' ORDER BY node_name) FROM pg_cluster.nodes WHERE node_name <> 'n1'"),

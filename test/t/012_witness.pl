@@ -47,7 +47,6 @@ $n2->backup('b2');
 File::Path::rmtree($n1->data_dir);
 $n1->init_from_backup($n2, 'b2', has_streaming => 1);
 $n1->append_conf('postgresql.conf', "pg_cluster.node_name = 'n1'\n");
-unlink($n1->data_dir . '/pg_cluster.state');
 my $n1b = $n1;
 $n1b->start;
 wait_for($n1b, "SELECT state = 'streaming' AND leader = 'n2' FROM pg_cluster.status");

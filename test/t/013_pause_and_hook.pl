@@ -60,7 +60,7 @@ $winner->append_conf('postgresql.conf', "pg_cluster.on_role_change_command = 'ex
 $winner->reload;
 wait_for($winner, "SELECT current_setting('pg_cluster.on_role_change_command') = 'exit 3'");
 sql($winner,
-	"SELECT pg_cluster.heartbeat('n1', (SELECT system_identifier FROM pg_cluster.status), 'standby', $term + 5, NULL, 1, '0/0', now(), 3, false, 0, false, 0, false, '', 0)");
+	"SELECT pg_cluster.heartbeat('n1', (SELECT system_identifier FROM pg_cluster.status), 'standby', $term + 5, NULL, 1, '0/0', now(), 3, false, 0, false, 0, false, '', 0, 0, '0/0')");
 wait_for($winner, "SELECT count(*) > 0 FROM pg_cluster.events WHERE kind = 'hook_finished' AND detail LIKE '%exited with status 3%'");
 pass('a failing hook is reported with its exit status');
 
