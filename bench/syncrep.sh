@@ -38,6 +38,7 @@
 set -euo pipefail
 bench_here=$(cd "$(dirname "$0")/.." && pwd)
 . "$bench_here/scripts/demo.sh"
+. "$bench_here/bench/medians.sh"
 set -euo pipefail
 
 CLIENTS=${CLIENTS:-"1 4 8"}
@@ -145,21 +146,6 @@ for clients in $CLIENTS; do
 	done
 done
 
-# ratio_median CLIENTS A B: median over rounds of TPS(A) / TPS(B).
-ratio_median() {
-	awk -v c="$1" -v a="$2" -v b="$3" '$1 == c && $2 == a { x[$3] = $4 } $1 == c && $2 == b { y[$3] = $4 }
-		END { for (r in x) if (r in y && y[r] > 0) print x[r] / y[r] }' "$work/samples" | sort -g | awk '
-		{ v[NR] = $1 }
-		END { printf "%.3f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
-# median CLIENTS SETUP
-median() {
-	awk -v c="$1" -v s="$2" '$1 == c && $2 == s { print $4 }' "$work/samples" | sort -g | awk '
-		{ v[NR] = $1 }
-		END { printf "%.1f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
 {
 	cat <<EOF
 # Synchronous mode and overhead benchmark
@@ -182,13 +168,13 @@ per-round ratios.
 |---:|---:|---:|---:|---:|---:|---:|
 EOF
 	for clients in $CLIENTS; do
-		q=$(median "$clients" quorum)
-		h=$(median "$clients" byhand)
-		o=$(median "$clients" off)
-		n=$(median "$clients" none)
+		q=$(median "$work/samples" "$clients" quorum)
+		h=$(median "$work/samples" "$clients" byhand)
+		o=$(median "$work/samples" "$clients" off)
+		n=$(median "$work/samples" "$clients" none)
 		printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$clients" "$q" "$h" \
-			"$(ratio_median "$clients" quorum byhand)" "$o" "$n" \
-			"$(ratio_median "$clients" off none)"
+			"$(ratio_median "$work/samples" "$clients" quorum byhand)" "$o" "$n" \
+			"$(ratio_median "$work/samples" "$clients" off none)"
 	done
 	cat <<EOF
 

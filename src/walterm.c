@@ -125,6 +125,18 @@ IsTermMarker(XLogReaderState *state, uint64 *term)
 	return true;
 }
 
+/* SetSharedLocked: what this node knows of its WAL's term (lock held). */
+static void
+SetSharedLocked(bool known, uint64 term, XLogRecPtr marker_end, XLogRecPtr read_lsn,
+				XLogRecPtr read_end)
+{
+	PgClusterShmem->wal_term_known = known;
+	PgClusterShmem->wal_term = term;
+	PgClusterShmem->wal_term_lsn = marker_end;
+	PgClusterShmem->wal_read_lsn = read_lsn;
+	PgClusterShmem->wal_read_end = read_end;
+}
+
 /*
  * Publish what the reader knows; a new marker, and every PERSIST_READ_EVERY
  * bytes read, also go to the state file.
@@ -139,11 +151,7 @@ Publish(bool known, uint64 term, XLogRecPtr marker_end, XLogRecPtr read_to, XLog
 	persist = known && (term != PgClusterShmem->wal_term ||
 						marker_end != PgClusterShmem->wal_term_lsn ||
 						read_to >= persisted_read + PERSIST_READ_EVERY);
-	PgClusterShmem->wal_term_known = known;
-	PgClusterShmem->wal_term = term;
-	PgClusterShmem->wal_term_lsn = marker_end;
-	PgClusterShmem->wal_read_lsn = read_to;
-	PgClusterShmem->wal_read_end = end;
+	SetSharedLocked(known, term, marker_end, read_to, end);
 	LWLockRelease(PgClusterShmem->lock);
 
 	if (persist)
@@ -334,7 +342,7 @@ WalTermTick(void)
 	PgClusterRecordEvent("wal_term_unknown", NULL,
 						 "could not read this node's WAL from %X/%X: %s; waiting for the leader to tell the term of its WAL",
 						 LSN_FORMAT_ARGS(start), error);
-	Publish(false, term, marker_end, InvalidXLogRecPtr, end);
+	Publish(false, term, marker_end, InvalidXLogRecPtr, InvalidXLogRecPtr);
 	PgClusterForgetWalTerm();
 	XLogReaderFree(reader);
 	reader = NULL;
@@ -364,11 +372,8 @@ WalTermStart(void)
 	if (known && start == InvalidXLogRecPtr)
 		return false;
 	LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
-	PgClusterShmem->wal_term_known = known;
-	PgClusterShmem->wal_term = durable.wal_term;
-	PgClusterShmem->wal_term_lsn = durable.wal_term_lsn;
-	PgClusterShmem->wal_read_lsn = known ? start : InvalidXLogRecPtr;
-	PgClusterShmem->wal_read_end = InvalidXLogRecPtr;
+	SetSharedLocked(known, durable.wal_term, durable.wal_term_lsn,
+					known ? start : InvalidXLogRecPtr, InvalidXLogRecPtr);
 	LWLockRelease(PgClusterShmem->lock);
 	if (!known)
 		PgClusterRecordEvent("wal_term_unknown", NULL,
@@ -403,13 +408,9 @@ WalTermLearnFromLeader(uint64 term, XLogRecPtr marker_end, TimeLineID timeline)
 	if (own_tli != timeline || own_lsn < marker_end)
 		return;
 
-	LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
-	PgClusterShmem->wal_term_known = true;
-	PgClusterShmem->wal_term = term;
-	PgClusterShmem->wal_term_lsn = marker_end;
 	/* no later marker exists in the current term: read on from here */
-	PgClusterShmem->wal_read_lsn = own_lsn;
-	PgClusterShmem->wal_read_end = InvalidXLogRecPtr;
+	LWLockAcquire(PgClusterShmem->lock, LW_EXCLUSIVE);
+	SetSharedLocked(true, term, marker_end, own_lsn, InvalidXLogRecPtr);
 	LWLockRelease(PgClusterShmem->lock);
 	PgClusterPersistWalTerm(term, marker_end, own_lsn);
 	PgClusterRecordEvent("wal_term_known", NULL,

@@ -65,8 +65,13 @@ is(sql($n1b, "SELECT pg_is_in_recovery()"), 't', 'the stale standby is not promo
 
 # the witness restarts: it must not forget how far the leader got (kept in
 # its pg_cluster.state), so it still refuses
+# (n1b stands only within 3 failover timeouts of its last streaming, §4,
+# and the restarted witness refuses every vote for one failover timeout,
+# §6: n1b restarts once the witness accepts votes again)
 $w1->restart;
+wait_for($w1, "SELECT clock_timestamp() - worker_started_at > interval '1.5 s' FROM pg_cluster.status");
 my $since = sql($n1b, "SELECT now()");
+$n1b->restart;
 wait_for($n1b, "SELECT count(*) > 0 FROM pg_cluster.events WHERE kind = 'vote_refused'"
 	  . " AND detail LIKE '%from \"w1\"%behind the leader''s last%' AND event_time > '$since'");
 pass('after its restart the witness still refuses the stale standby');
