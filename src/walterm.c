@@ -276,8 +276,13 @@ WalTermTick(void)
 	if (in_recovery)
 		own_wal_read = false;
 
-	/* the leader marks its term before it lets any commit of it through */
-	if (is_leader && durable_term > 0 && !in_recovery && known && term != durable_term &&
+	/*
+	 * The leader marks its term before it lets any commit of it through.
+	 * A leader that lost track of its WAL's term (its segments went while
+	 * the worker did not run) marks it too: from the marker on, its WAL is
+	 * of its term, and it is the only writer of its WAL.
+	 */
+	if (is_leader && durable_term > 0 && !in_recovery && (!known || term != durable_term) &&
 		marker_written_for != durable_term)
 	{
 		XLogRecPtr	at;
@@ -287,10 +292,17 @@ WalTermTick(void)
 		at = LogLogicalMessage(TERM_MARKER_PREFIX, (const char *) &durable_term,
 							   sizeof(durable_term), false);
 		XLogFlush(at);
-		if (own_wal_read)
+		if (own_wal_read || !known)
 		{
 			term = durable_term;
 			marker_end = at;
+			if (!known)
+			{
+				known = true;
+				own_wal_read = true;
+				Publish(true, term, marker_end, at, at);
+				return;
+			}
 		}
 	}
 
