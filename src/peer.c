@@ -7,8 +7,8 @@
  * Each peer has one persistent connection driven by a small state machine
  * (the table peer_states below).  Nothing here ever blocks: connections are
  * made with PQconnectStart/PQconnectPoll, queries are sent with
- * PQsendQueryParams on a non-blocking connection, and results are read only
- * when the socket is readable.  Every wait has a deadline, so a peer that
+ * PQsendQueryPrepared/PQsendQueryParams on a non-blocking connection, and
+ * results are read only when the socket is readable.  Every wait has a deadline, so a peer that
  * hangs, drops packets or answers slowly costs the others nothing: the
  * worker waits for all sockets at once in one WaitEventSet.
  *
@@ -16,7 +16,9 @@
  * this node's view (role, term, leader, timeline, LSN) and returns the
  * peer's.  At most one heartbeat per peer is in flight; a peer that does
  * not answer within pg_cluster.connect_timeout has its connection closed
- * and reopened.
+ * and reopened.  The heartbeat is prepared once per connection, so that
+ * the backend answering it does not parse and plan it ten times a second;
+ * the rare votes and handovers are sent as plain queries.
  *
  * Copyright (c) 2026, pg_cluster developers
  *
@@ -57,7 +59,8 @@ typedef enum PeerState
 /* What the request in flight on a connection is. */
 typedef enum PeerRequestKind
 {
-	PEER_REQUEST_HEARTBEAT = 0,
+	PEER_REQUEST_PREPARE = 0,	/* preparing the heartbeat statement */
+	PEER_REQUEST_HEARTBEAT,
 	PEER_REQUEST_VOTE,
 	PEER_REQUEST_HANDOVER
 } PeerRequestKind;
@@ -73,6 +76,7 @@ typedef struct Peer
 	bool		holds_external_fd;
 	PostgresPollingStatusType poll_status;	/* while CONNECTING */
 	bool		flush_pending;	/* while AWAITING_REPLY */
+	bool		heartbeat_prepared; /* on this connection */
 
 	TimestampTz deadline;		/* of CONNECTING and AWAITING_REPLY */
 	TimestampTz next_attempt_at;	/* of DISCONNECTED */
@@ -131,6 +135,8 @@ static const char heartbeat_query[] =
 "FROM pg_cluster.heartbeat($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
 
 #define HEARTBEAT_REPLY_COLUMNS 17
+#define HEARTBEAT_PARAMS 18
+#define HEARTBEAT_STATEMENT "pg_cluster_heartbeat"
 
 static const char vote_query[] =
 "SELECT term, granted, reason "
@@ -183,6 +189,7 @@ PeerCloseConnection(Peer *peer)
 		peer->holds_external_fd = false;
 	}
 	peer->flush_pending = false;
+	peer->heartbeat_prepared = false;
 }
 
 /*
@@ -345,16 +352,16 @@ PeerContinueConnecting(Peer *peer, TimestampTz now)
 }
 
 /*
- * PeerSendQuery sends one request on the non-blocking connection and moves
- * to AWAITING_REPLY with a deadline.
+ * PeerAwaitReply follows a PQsend* call ("sent" is its result) of a request
+ * of the given kind: it flushes what it can without blocking and moves to
+ * AWAITING_REPLY with a deadline.
  */
 static void
-PeerSendQuery(Peer *peer, TimestampTz now, const char *query, int nparams,
-			  const char *const *params, PeerRequestKind kind)
+PeerAwaitReply(Peer *peer, TimestampTz now, PeerRequestKind kind, int sent)
 {
 	int			rc;
 
-	if (!PQsendQueryParams(peer->conn, query, nparams, NULL, params, NULL, NULL, 0))
+	if (!sent)
 	{
 		char		reason[PGC_ERROR_LEN];
 
@@ -392,7 +399,7 @@ PeerSendHeartbeat(Peer *peer, TimestampTz now)
 	char		wal_term[32];
 	char		wal_term_lsn[32];
 	PgClusterDurableState durable;
-	const char *params[18];
+	const char *params[HEARTBEAT_PARAMS];
 
 	PgClusterLocalView(&view);
 	PgClusterDurableSnapshot(&durable);
@@ -426,8 +433,9 @@ PeerSendHeartbeat(Peer *peer, TimestampTz now)
 	params[16] = wal_term;
 	params[17] = wal_term_lsn;
 
-	PeerSendQuery(peer, now, heartbeat_query, lengthof(params), params,
-				  PEER_REQUEST_HEARTBEAT);
+	PeerAwaitReply(peer, now, PEER_REQUEST_HEARTBEAT,
+				   PQsendQueryPrepared(peer->conn, HEARTBEAT_STATEMENT, lengthof(params),
+									   params, NULL, NULL, 0));
 	if (peer->state == PEER_AWAITING_REPLY)
 		WITH_NODE_ENTRY(peer, entry, entry->heartbeats_sent++);
 }
@@ -471,7 +479,9 @@ PeerSendVote(Peer *peer, TimestampTz now)
 
 	peer->in_flight_vote = *req;
 	peer->vote_pending = false;
-	PeerSendQuery(peer, now, vote_query, lengthof(params), params, PEER_REQUEST_VOTE);
+	PeerAwaitReply(peer, now, PEER_REQUEST_VOTE,
+				   PQsendQueryParams(peer->conn, vote_query, lengthof(params), NULL,
+									 params, NULL, NULL, 0));
 }
 
 /* PeerSendHandover sends the pending handover request. */
@@ -500,8 +510,9 @@ PeerSendHandover(Peer *peer, TimestampTz now)
 
 	peer->handover_pending = false;
 	peer->handover_unanswered = true;
-	PeerSendQuery(peer, now, handover_query, lengthof(params), params,
-				  PEER_REQUEST_HANDOVER);
+	PeerAwaitReply(peer, now, PEER_REQUEST_HANDOVER,
+				   PQsendQueryParams(peer->conn, handover_query, lengthof(params), NULL,
+									 params, NULL, NULL, 0));
 }
 
 /*
@@ -520,12 +531,22 @@ PeerSendPending(Peer *peer, TimestampTz now)
 	return true;
 }
 
-/* IDLE, on tick or when a request waits: a queued request, else a heartbeat. */
+/*
+ * IDLE, on tick or when a request waits: a queued request, else a
+ * heartbeat, prepared first on a new connection (and again at the next
+ * tick if preparing failed: the extension may not be created there yet).
+ */
 static void
 PeerSendNext(Peer *peer, TimestampTz now)
 {
-	if (!PeerSendPending(peer, now))
+	if (PeerSendPending(peer, now))
+		return;
+	if (peer->heartbeat_prepared)
 		PeerSendHeartbeat(peer, now);
+	else
+		PeerAwaitReply(peer, now, PEER_REQUEST_PREPARE,
+					   PQsendPrepare(peer->conn, HEARTBEAT_STATEMENT, heartbeat_query,
+									 HEARTBEAT_PARAMS, NULL));
 }
 
 /*
@@ -580,6 +601,35 @@ PeerReplyWaitEvents(Peer *peer)
 }
 
 /*
+ * DescribeHeartbeatError says why preparing or running the heartbeat
+ * failed; returns whether the peer refused us (it is not a member of this
+ * cluster).
+ */
+static bool
+DescribeHeartbeatError(PGresult *res, char *reason, size_t reasonlen)
+{
+	const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	const char *message = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+
+	if (sqlstate != NULL && strcmp(sqlstate, "PC001") == 0)
+	{
+		snprintf(reason, reasonlen, "peer refused our heartbeat: %s: %s",
+				 message ? message : "", detail ? detail : "");
+		return true;
+	}
+	if (sqlstate != NULL &&
+		(strcmp(sqlstate, "42883") == 0 || strcmp(sqlstate, "3F000") == 0))
+		snprintf(reason, reasonlen,
+				 "extension pg_cluster is not installed on the peer: %s",
+				 message ? message : "");
+	else
+		snprintf(reason, reasonlen, "heartbeat failed: %s",
+				 pchomp(PQresultErrorMessage(res)));
+	return false;
+}
+
+/*
  * PeerParseReply checks a heartbeat reply and turns it into a view.  It
  * returns false with a reason, and sets *refused when the peer must not be
  * treated as a member of this cluster.
@@ -598,24 +648,7 @@ PeerParseReply(Peer *peer, PGresult *res, PgClusterNodeView *view, bool *acked,
 	*acked = false;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 	{
-		const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-		const char *message = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-		const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
-
-		if (sqlstate != NULL && strcmp(sqlstate, "PC001") == 0)
-		{
-			*refused = true;
-			snprintf(reason, reasonlen, "peer refused our heartbeat: %s: %s",
-					 message ? message : "", detail ? detail : "");
-		}
-		else if (sqlstate != NULL &&
-				 (strcmp(sqlstate, "42883") == 0 || strcmp(sqlstate, "3F000") == 0))
-			snprintf(reason, reasonlen,
-					 "extension pg_cluster is not installed on the peer: %s",
-					 message ? message : "");
-		else
-			snprintf(reason, reasonlen, "heartbeat failed: %s",
-					 pchomp(PQresultErrorMessage(res)));
+		*refused = DescribeHeartbeatError(res, reason, reasonlen);
 		return false;
 	}
 	if (PQntuples(res) != 1 || PQnfields(res) != HEARTBEAT_REPLY_COLUMNS)
@@ -731,6 +764,21 @@ PeerRecordReply(Peer *peer, const PgClusterNodeView *view, bool acked, Timestamp
 		PgClusterPersistLeaderProgress();
 }
 
+/* PeerHandlePrepareReply notes whether the heartbeat statement is ready. */
+static void
+PeerHandlePrepareReply(Peer *peer, PGresult *res)
+{
+	char		reason[PGC_ERROR_LEN];
+
+	if (PQresultStatus(res) == PGRES_COMMAND_OK)
+	{
+		peer->heartbeat_prepared = true;
+		return;
+	}
+	(void) DescribeHeartbeatError(res, reason, sizeof(reason));
+	WITH_NODE_ENTRY(peer, entry, strlcpy(entry->last_error, reason, PGC_ERROR_LEN));
+}
+
 /* PeerHandleVoteReply passes a vote answer to the election. */
 static void
 PeerHandleVoteReply(Peer *peer, PGresult *res)
@@ -813,12 +861,23 @@ PeerReadReply(Peer *peer, TimestampTz now)
 
 		if (res == NULL)
 		{
-			/* the whole reply is in; a queued request goes out now */
+			/*
+			 * The whole reply is in; a queued request goes out now, and on a
+			 * new connection the first heartbeat as soon as it is prepared.
+			 */
+			bool		say_hello = peer->in_flight == PEER_REQUEST_PREPARE &&
+				peer->heartbeat_prepared;
+
 			PeerSetState(peer, PEER_IDLE);
-			(void) PeerSendPending(peer, now);
+			if (say_hello)
+				PeerSendNext(peer, now);
+			else
+				(void) PeerSendPending(peer, now);
 			return;
 		}
-		if (peer->in_flight == PEER_REQUEST_VOTE)
+		if (peer->in_flight == PEER_REQUEST_PREPARE)
+			PeerHandlePrepareReply(peer, res);
+		else if (peer->in_flight == PEER_REQUEST_VOTE)
 			PeerHandleVoteReply(peer, res);
 		else if (peer->in_flight == PEER_REQUEST_HANDOVER)
 			PeerHandleHandoverReply(peer, res);

@@ -66,18 +66,13 @@ static bool own_wal_read = false;
 /* the term this worker last wrote a marker for */
 static uint64 marker_written_for = 0;
 
-static bool WalTermStart(void);
-
 /*
- * ReadableEnd returns how far this node's WAL can be read, and on which
- * timeline: the flushed WAL on a primary; on a standby, the larger of
- * what it replayed and what its WAL receiver flushed.
+ * Where the worker's reader stopped last (the end of a record it read):
+ * the next tick goes on from there without searching for a record start.
  */
-static XLogRecPtr
-ReadableEnd(TimeLineID *tli)
-{
-	return PgClusterLocalLsn(tli);
-}
+static XLogRecPtr reader_stopped_at = InvalidXLogRecPtr;
+
+static bool WalTermStart(void);
 
 /*
  * ReadFlushedPage is the reader's page callback: reads only WAL this node
@@ -88,7 +83,7 @@ ReadFlushedPage(XLogReaderState *state, XLogRecPtr targetPagePtr, int reqLen,
 				XLogRecPtr targetRecPtr, char *cur_page)
 {
 	TimeLineID	tli;
-	XLogRecPtr	end = ReadableEnd(&tli);
+	XLogRecPtr	end = PgClusterLocalLsn(&tli);	/* flushed or replayed WAL */
 	int			count;
 	WALReadError errinfo;
 
@@ -176,12 +171,15 @@ AllocateReader(void)
  * ReadMarkers reads this node's WAL from "start" to its current end, or
  * "max_bytes" of it (0: no limit), and updates *term and *marker_end with
  * the last term marker found; *read_to receives the end of the last
- * complete record, *complete whether that is the end of the WAL.  Returns
- * false (with *error set, palloc'd) if the WAL could not be read.
+ * complete record, *complete whether that is the end of the WAL.  "start"
+ * is searched for the next record start unless "at_record" says a record
+ * begins there (the reader stopped there itself).  Returns false (with
+ * *error set, palloc'd) if the WAL could not be read.
  */
 static bool
-ReadMarkers(XLogReaderState *state, XLogRecPtr start, uint64 max_bytes, uint64 *term,
-			XLogRecPtr *marker_end, XLogRecPtr *read_to, bool *complete, char **error)
+ReadMarkers(XLogReaderState *state, XLogRecPtr start, bool at_record, uint64 max_bytes,
+			uint64 *term, XLogRecPtr *marker_end, XLogRecPtr *read_to, bool *complete,
+			char **error)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
 	volatile bool ok = true;
@@ -190,8 +188,18 @@ ReadMarkers(XLogReaderState *state, XLogRecPtr start, uint64 max_bytes, uint64 *
 	*complete = true;
 	PG_TRY();
 	{
-		XLogRecPtr	first = XLogFindNextRecord(state, start);
+		XLogRecPtr	first = start;
 		char	   *errormsg;
+
+		/*
+		 * Searching decodes the page's records up to "start" again; the
+		 * worker, which reads on where it stopped many times a second,
+		 * skips that.
+		 */
+		if (at_record)
+			XLogBeginRead(state, start);
+		else
+			first = XLogFindNextRecord(state, start);
 
 		if (!XLogRecPtrIsInvalid(first))
 		{
@@ -307,9 +315,13 @@ WalTermTick(void)
 	}
 
 	if (!known || start == InvalidXLogRecPtr)
-		return;					/* nothing known to start from */
+	{
+		/* nothing known to start from; whoever learns the term sets it */
+		reader_stopped_at = InvalidXLogRecPtr;
+		return;
+	}
 
-	end = ReadableEnd(&tli);
+	end = PgClusterLocalLsn(&tli);
 
 	/*
 	 * A primary that read its WAL to the end once since it stopped being a
@@ -332,15 +344,28 @@ WalTermTick(void)
 											   ALLOCSET_DEFAULT_SIZES);
 	prev = MemoryContextSwitchTo(reader_context);
 	if (reader == NULL)
+	{
 		reader = AllocateReader();
-	ok = reader != NULL &&
-		ReadMarkers(reader, start, READ_PER_TICK, &term, &marker_end, &read_to,
-					&complete, &error);
+		reader_stopped_at = InvalidXLogRecPtr;
+	}
+	if (reader == NULL)
+		ok = false;
+	else if (start >= end)
+	{
+		/* no WAL since the last tick */
+		ok = true;
+		read_to = start;
+		complete = true;
+	}
+	else
+		ok = ReadMarkers(reader, start, start == reader_stopped_at, READ_PER_TICK,
+						 &term, &marker_end, &read_to, &complete, &error);
 	MemoryContextSwitchTo(prev);
 	if (reader == NULL)
 		return;
 	if (ok)
 	{
+		reader_stopped_at = read_to;
 		Publish(true, term, marker_end, read_to, complete ? end : InvalidXLogRecPtr);
 		own_wal_read = complete && !in_recovery;
 		return;
@@ -358,6 +383,7 @@ WalTermTick(void)
 	PgClusterForgetWalTerm();
 	XLogReaderFree(reader);
 	reader = NULL;
+	reader_stopped_at = InvalidXLogRecPtr;
 	MemoryContextReset(reader_context);
 }
 
@@ -494,7 +520,8 @@ PgClusterWalTermCurrent(XLogRecPtr lsn, uint64 *term, bool read_rest)
 	state = AllocateReader();
 	if (state == NULL)
 		return false;
-	ok = ReadMarkers(state, read_lsn, 0, term, &marker_end, &read_to, &complete, &error);
+	ok = ReadMarkers(state, read_lsn, false, 0, term, &marker_end, &read_to, &complete,
+					 &error);
 	XLogReaderFree(state);
 	return ok && complete;
 }

@@ -62,6 +62,17 @@ ok($n1->log_contains('refused a request from "x"'), 'the refusal is in the serve
 is(sql($n1, "SELECT count(*) FROM pg_cluster.nodes WHERE reachable"), '3',
 	'members still reach each other');
 
+# a peer where the extension is not created (yet): the heartbeat cannot be
+# prepared there; the reason is shown, and heartbeats resume once it is
+$w1->safe_psql('postgres', 'DROP EXTENSION pg_cluster CASCADE');
+wait_for($n1, "SELECT NOT reachable FROM pg_cluster.nodes WHERE node_name = 'w1'");
+like(sql($n1, "SELECT last_error FROM pg_cluster.nodes WHERE node_name = 'w1'"),
+	qr/extension pg_cluster is not installed on the peer/,
+	'a peer without the extension: the reason says so');
+$w1->safe_psql('postgres', 'CREATE EXTENSION pg_cluster');
+wait_for($n1, "SELECT reachable FROM pg_cluster.nodes WHERE node_name = 'w1'");
+pass('heartbeats resume once the extension is created on the peer');
+
 # without shared_preload_libraries the extension refuses to load
 my $plain = PostgreSQL::Test::Cluster->new('plain');
 $plain->init;
