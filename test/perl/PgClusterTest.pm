@@ -18,7 +18,8 @@ use Time::HiRes qw(time);
 our @EXPORT = qw(create_cluster cluster_conf add_wait_function wait_for
   wait_for_leader sql postmaster_pid stop_process_group continue_process_group
   crash_instance wait_for_any_leader start_writer stop_writer writer_log
-  cluster_uri start_supervised stop_supervised supervisor_exited wait_followed);
+  cluster_uri start_supervised stop_supervised supervisor_exited wait_followed
+  start_witness);
 
 # Timings used by the tests unless a test says otherwise.
 our %DEFAULT_SETTINGS = (
@@ -76,6 +77,20 @@ $fn$;
 EOSQL
 }
 
+# start_witness makes $node (a new PostgreSQL::Test::Cluster) a witness of
+# the cluster described by $peers: its own initdb, started, with the
+# extension and pgc_wait_for.
+sub start_witness
+{
+	my ($node, $peers, %settings) = @_;
+	$node->init;
+	$node->append_conf('postgresql.conf',
+		cluster_conf($node, $peers, %settings, 'pg_cluster.node_role' => 'witness'));
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION pg_cluster');
+	add_wait_function($node);
+}
+
 # create_cluster builds a cluster: "data" data nodes (n1 the primary, the
 # others streaming standbys cloned with pg_basebackup) and "witnesses"
 # witness nodes (w1, ..., each its own initdb).  Returns the nodes, started
@@ -108,15 +123,7 @@ sub create_cluster
 			  . "cluster_name = '" . $node->name . "'\n");
 		$start->($node);
 	}
-	foreach my $node (@nodes[ $data .. $#nodes ])
-	{
-		$node->init;
-		$node->append_conf('postgresql.conf',
-			cluster_conf($node, $peers, %settings, 'pg_cluster.node_role' => 'witness'));
-		$node->start;
-		$node->safe_psql('postgres', 'CREATE EXTENSION pg_cluster');
-		add_wait_function($node);
-	}
+	start_witness($_, $peers, %settings) foreach @nodes[ $data .. $#nodes ];
 	wait_for_leader('n1', @nodes) unless $args{no_wait};
 	return @nodes;
 }

@@ -40,12 +40,7 @@ $n2->init_from_backup($n1, 'base', has_streaming => 1);
 $n2->append_conf('postgresql.conf',
 	"port = " . $n2->port . "\npg_cluster.node_name = 'n2'\ncluster_name = 'n2'\n");
 $n2->start;
-$w1->init;
-$w1->append_conf('postgresql.conf',
-	cluster_conf($w1, $peers, %settings, 'pg_cluster.node_role' => 'witness'));
-$w1->start;
-$w1->safe_psql('postgres', 'CREATE EXTENSION pg_cluster');
-add_wait_function($w1);
+start_witness($w1, $peers, %settings);
 wait_for($_, "SELECT paused AND (SELECT count(*) = 3 FROM pg_cluster.nodes WHERE reachable) FROM pg_cluster.status")
   for ($n1, $n2, $w1);
 wait_for($n1, "SELECT count(*) = 1 FROM pg_stat_replication WHERE state = 'streaming'");
@@ -105,11 +100,7 @@ $s2->init_from_backup($s1, 'base', has_streaming => 1);
 $s2->append_conf('postgresql.conf',
 	"port = " . $s2->port . "\npg_cluster.node_name = 's2'\ncluster_name = 's2'\n");
 sql($s1, "INSERT INTO ledger SELECT generate_series(101, 200)");
-$sw->init;
-$sw->append_conf('postgresql.conf',
-	cluster_conf($sw, $peers, %settings, 'pg_cluster.node_role' => 'witness'));
-$sw->start;
-$sw->safe_psql('postgres', 'CREATE EXTENSION pg_cluster');
+start_witness($sw, $peers, %settings);
 wait_for($s1, "SELECT term = 1 AND state = 'leader' FROM pg_cluster.status");
 wait_for($s1, "SELECT sync_state LIKE 'strict: waiting for 1 standbys%' FROM pg_cluster.status");
 is(sql($s1, "SELECT sync_record FROM pg_cluster.status"), 'version 0.1: s1',
