@@ -48,7 +48,7 @@
 set -euo pipefail
 bench_here=$(cd "$(dirname "$0")/.." && pwd)
 . "$bench_here/scripts/demo.sh"
-. "$bench_here/bench/medians.sh"
+. "$bench_here/bench/lib.sh"
 set -euo pipefail
 
 PIN=${PIN:-0}
@@ -87,16 +87,6 @@ streaming() {
 # n1_leads: n1 leads its term with a lease (it accepts writes).
 n1_leads() {
 	[ "$(node_value n1 "SELECT state FROM pg_cluster.status")" = leader ]
-}
-
-# pin_node NODE CPU: every process of NODE, and those it starts later
-# (they inherit the postmaster's affinity), on CPU.
-pin_node() {
-	local pm pid
-	pm=$(head -n 1 "$(node_data "$1")/postmaster.pid")
-	for pid in "$pm" $(pgrep -P "$pm"); do
-		taskset -p -c "$2" "$pid" >/dev/null
-	done
 }
 
 # restart_as SIDE: every node restarted with the library (loaded) or

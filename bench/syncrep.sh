@@ -23,9 +23,21 @@
 # median of the per-round ratios.  Written to bench/results/syncrep.md.
 #
 # Before every run all four primaries checkpoint, so that no cluster's
-# checkpoint writes fall into another's measured window.
+# checkpoint writes fall into another's measured window, and then the three
+# other clusters are stopped (SIGSTOP to all their processes, SIGCONT
+# after the run): an idle cluster with pg_cluster keeps heartbeating, which
+# would slow whichever cluster runs meanwhile, so without this the clusters
+# without pg_cluster would be charged for it.  Their clocks go on while
+# they are stopped, so the clusters with pg_cluster run with
+# pg_cluster.failover_timeout = 60s (a lease of 48 s) instead of 1 s: the
+# heartbeats (every 100 ms), the lease renewals and the commit fence cost
+# the same, but a stopped cluster keeps its leader.
 #
-# Environment: CLIENTS (default "1 4 8"), ROUNDS (default 7), RUN_SECONDS
+# With PIN=1 every cluster's primary and pgbench run on CPU 0, the standbys
+# on CPU 1 (taskset): a primary then pays for its own node only, as on a
+# machine of its own.
+#
+# Environment: PIN (default 0), CLIENTS (default "1 4 8"), ROUNDS (default 7), RUN_SECONDS
 # (default 10), SCALE (pgbench scale, default 10), PGC_BENCH_PORT (first
 # port, default 54361; the clusters use 12 ports from there),
 # PGC_BENCH_DIR (where the clusters go, default
@@ -38,16 +50,19 @@
 set -euo pipefail
 bench_here=$(cd "$(dirname "$0")/.." && pwd)
 . "$bench_here/scripts/demo.sh"
-. "$bench_here/bench/medians.sh"
+. "$bench_here/bench/lib.sh"
 set -euo pipefail
 
+PIN=${PIN:-0}
 CLIENTS=${CLIENTS:-"1 4 8"}
 ROUNDS=${ROUNDS:-7}
 SECONDS_PER_RUN=${RUN_SECONDS:-10}
 SCALE=${SCALE:-10}
 port_base=${PGC_BENCH_PORT:-54361}
 base_dir=${PGC_BENCH_DIR:-/tmp/pg_cluster-bench-syncrep}
-results_file=${RESULTS_FILE:-$bench_here/bench/results/syncrep.md}
+default_results=syncrep.md
+[ "$PIN" = 1 ] && default_results=syncrep-pinned.md
+results_file=${RESULTS_FILE:-$bench_here/bench/results/$default_results}
 work=$(mktemp -d /tmp/pgc-bench-syncrep.XXXXXX)
 setups=(quorum byhand off none)
 cluster_what="pg_cluster benchmark cluster"
@@ -84,7 +99,9 @@ cleanup() {
 	set +e
 	for s in "${setups[@]}"; do
 		use_setup "$s"
-		cluster_exists && cluster_remove
+		cluster_exists || continue
+		signal_cluster CONT 2>/dev/null
+		cluster_remove
 	done
 	rm -rf "$work" "$base_dir"
 	exit $status
@@ -95,6 +112,14 @@ trap 'exit 130' INT TERM
 # streaming NODE COUNT: the primary NODE has COUNT streaming standbys.
 streaming() {
 	[ "$(node_value "$1" "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")" = "$2" ]
+}
+
+# long_failover_timeout: every node of the current cluster runs with it.
+long_failover_timeout() {
+	local node
+	for node in "${cluster_nodes[@]}"; do
+		[ "$(node_value "$node" "SHOW pg_cluster.failover_timeout")" = 1min ] || return 1
+	done
 }
 
 # sync_in_force: the extension's configuration is in force on n1.
@@ -112,6 +137,13 @@ for s in "${setups[@]}"; do
 	wait_until "$s: two streaming standbys" streaming n1 2
 	if [ -n "$cluster_preload" ]; then
 		cluster_wait_leader >/dev/null
+		# a leader now: a longer failover timeout lets it stay stopped
+		for node in "${cluster_nodes[@]}"; do
+			echo "pg_cluster.failover_timeout = '60s'" |
+				append_to_file "$(node_data "$node")/postgresql.conf"
+			node_value "$node" "SELECT pg_reload_conf()" >/dev/null
+		done
+		wait_until "$s: failover_timeout = 60s everywhere" long_failover_timeout
 	fi
 	[ "$s" != quorum ] || wait_until "the synchronous configuration" sync_in_force
 	run_as_runner "$PG_BINDIR/pgbench" -q -i -s "$SCALE" -h "$cluster_dir" -p "$(node_port n1)" \
@@ -119,6 +151,16 @@ for s in "${setups[@]}"; do
 done
 use_setup quorum
 note "n1 of \"quorum\": synchronous_standby_names = $(node_value n1 "SHOW synchronous_standby_names")"
+if [ "$PIN" = 1 ]; then
+	for s in "${setups[@]}"; do
+		use_setup "$s"
+		pin_node n1 0
+		pin_node n2 1
+		pin_node n3 1
+	done
+fi
+pgbench_pin=()
+[ "$PIN" = 1 ] && pgbench_pin=(taskset -c 0)
 
 : >"$work/samples"
 for clients in $CLIENTS; do
@@ -130,13 +172,19 @@ for clients in $CLIENTS; do
 			order=(byhand quorum none off)
 		fi
 		for s in "${order[@]}"; do
-			# no cluster's checkpoint may fall into the measured window
+			# no cluster's checkpoint may fall into the measured window,
+			# and the others are stopped during it
 			for c in "${setups[@]}"; do
 				use_setup "$c"
+				signal_cluster CONT
 				node_value n1 "CHECKPOINT" >/dev/null
 			done
+			for c in "${setups[@]}"; do
+				[ "$c" = "$s" ] || { use_setup "$c"; signal_cluster STOP; }
+			done
 			use_setup "$s"
-			tps=$(run_as_runner "$PG_BINDIR/pgbench" -n -N -c "$clients" -j "$clients" \
+			[ "$s" != quorum ] || wait_until "the synchronous configuration" sync_in_force
+			tps=$(run_as_runner "${pgbench_pin[@]}" "$PG_BINDIR/pgbench" -n -N -c "$clients" -j "$clients" \
 				-T "$SECONDS_PER_RUN" -h "$cluster_dir" -p "$(node_port n1)" -U postgres postgres 2>&1 |
 				awk '/^tps = / { printf "%.1f", $3 }')
 			[ -n "$tps" ] || die "pgbench failed on $s"
@@ -151,12 +199,15 @@ done
 # Synchronous mode and overhead benchmark
 
 \`bash bench/syncrep.sh\` on $(date -u +%Y-%m-%d), $(nproc) cores, PostgreSQL $("$PG_CONFIG" --version | awk '{ print $2 }').
-Four 3-node clusters on loopback, up at once, benchmarked in turns:
+Four 3-node clusters on loopback$([ "$PIN" = 1 ] &&
+	printf '%s' " (every primary and pgbench pinned to CPU 0, the standbys to CPU 1)"), benchmarked in turns:
 pgbench simple-update (\`-N\`), scale $SCALE, $SECONDS_PER_RUN s per run, $ROUNDS
 rounds per client count; the two sides of a comparison run back to back
 (alternating which first), every run after a checkpoint of all four
-primaries; TPS columns are medians, ratio columns the median of the
-per-round ratios.
+primaries, with the three other clusters stopped (SIGSTOP) during it; the
+clusters with pg_cluster have \`failover_timeout = 60s\` so that they keep
+their leader while stopped (heartbeats every 100 ms as by default).  TPS
+columns are medians, ratio columns the median of the per-round ratios.
 
 - **quorum**: pg_cluster, \`synchronous_mode = quorum\` (it manages
   \`synchronous_standby_names = 'ANY 1 ("n2", "n3")'\`)
