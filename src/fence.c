@@ -215,6 +215,24 @@ CommitReplicated(XLogRecPtr commit_end)
 	mode = synchronous_commit == SYNCHRONOUS_COMMIT_REMOTE_WRITE ? SYNC_REP_WAIT_WRITE :
 		synchronous_commit == SYNCHRONOUS_COMMIT_REMOTE_APPLY ? SYNC_REP_WAIT_APPLY :
 		SYNC_REP_WAIT_FLUSH;
+
+	/*
+	 * Fast path, without SyncRepLock (which the WAL senders take
+	 * exclusively at every standby reply; a shared acquisition per commit
+	 * makes busy backends queue behind them).  A wait released normally
+	 * saw its state set to complete after the WAL sender had raised the
+	 * released LSN (SyncRepWakeQueue orders the two with a write barrier):
+	 * after a read barrier, that LSN is visible here.  The position only
+	 * grows, and where 8-byte reads are atomic one cannot see a torn
+	 * value (elsewhere the lock is always taken).
+	 */
+#ifdef PG_HAVE_8BYTE_SINGLE_COPY_ATOMICITY
+	pg_read_barrier();
+	if (*((volatile XLogRecPtr *) &WalSndCtl->lsn[mode]) >= commit_end)
+		return true;
+#endif
+
+	/* not released, as far as we can tell: look again under the lock */
 	LWLockAcquire(SyncRepLock, LW_SHARED);
 	defined = PgClusterSyncStandbysDefined();
 	released = WalSndCtl->lsn[mode];
