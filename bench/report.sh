@@ -232,7 +232,7 @@ part_switchover() {
 part_syncrep() {
 	local -a q=()
 	[ "$QUICK" = 0 ] || q=(CLIENTS="1 4" ROUNDS=1 RUN_SECONDS=3 SCALE=1)
-	run_bench syncrep syncrep "${q[@]}" PGC_BENCH_PORT=$((port_base + 30)) \
+	run_bench syncrep syncrep "${q[@]}" PIN=1 PGC_BENCH_PORT=$((port_base + 30)) \
 		PGC_BENCH_DIR=/tmp/pg_cluster-report-syncrep RESULTS_FILE="$out/syncrep.md" -- syncrep.sh || return 1
 }
 
@@ -862,9 +862,11 @@ EOF
 		fi
 		if [ -f "$out/syncrep.md" ]; then
 			cat <<EOF
-Cost on a write workload (\`bench/syncrep.sh\`): pgbench simple-update on
-four 3-node clusters up at once, the two sides of each comparison run back
-to back (alternating which first); the ratios are per round (median, min–max
+Cost on a write workload (\`PIN=1 bench/syncrep.sh\`): pgbench simple-update
+on four 3-node clusters, the two sides of each comparison run back to back
+(alternating which first), the three other clusters stopped (SIGSTOP) during
+a run, every primary and pgbench on CPU 0, the standbys on CPU 1 (as if each
+primary had a machine of its own); the ratios are per round (median, min–max
 over the rounds), so that a drift of the machine hits both sides alike.
 **quorum**: pg_cluster in quorum mode (it sets \`synchronous_standby_names =
 'ANY 1 ("n2", "n3")'\`); **by hand**: no pg_cluster, the same names set by
