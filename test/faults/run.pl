@@ -30,7 +30,9 @@
 
 use strict;
 use warnings;
+use Cwd qw(abs_path);
 use File::Basename qw(dirname);
+use File::Spec;
 use File::Path qw(make_path remove_tree);
 use Getopt::Long;
 use POSIX qw(WNOHANG);
@@ -48,12 +50,18 @@ if ($> != 0)
 	exit 0;
 }
 
-my $here = dirname(__FILE__);
+my $here = abs_path(dirname(__FILE__));
 my $pg_config = $ENV{PG_CONFIG} // '/usr/lib/postgresql/15/bin/pg_config';
 chomp(my $bindir = `$pg_config --bindir`);
 chomp(my $includedir = `$pg_config --includedir`);
 my $run_user = $ENV{PGC_RUN_USER} // 'postgres';
-my $dir = $opt{dir};
+my $dir = File::Spec->rel2abs($opt{dir});
+
+# The servers and clients run as $run_user, who may not be allowed into the
+# directory this was started from (a checkout under a private directory):
+# pg_cluster_ctl, like every PostgreSQL program, returns to its working
+# directory after it looked up its own path, and fails if it cannot.
+chdir('/') or die "chdir /: $!\n";
 
 # The cluster: failover settings are the defaults (protocol.md §10).
 my @data = qw(n1 n2 n3);
