@@ -8,9 +8,10 @@
  * (the table peer_states below).  Nothing here ever blocks: connections are
  * made with PQconnectStart/PQconnectPoll, queries are sent with
  * PQsendQueryPrepared/PQsendQueryParams on a non-blocking connection, and
- * results are read only when the socket is readable.  Every wait has a deadline, so a peer that
- * hangs, drops packets or answers slowly costs the others nothing: the
- * worker waits for all sockets at once in one WaitEventSet.
+ * results are read only when the socket is readable.  Every wait has a
+ * deadline, so a peer that hangs, drops packets or answers slowly costs the
+ * others nothing: the worker waits for all sockets at once in one
+ * WaitEventSet.
  *
  * A heartbeat is a call of pg_cluster.heartbeat() on the peer.  It carries
  * this node's view (role, term, leader, timeline, LSN) and returns the

@@ -344,28 +344,27 @@ WalTermTick(void)
 											   ALLOCSET_DEFAULT_SIZES);
 	prev = MemoryContextSwitchTo(reader_context);
 	if (reader == NULL)
-	{
 		reader = AllocateReader();
-		reader_stopped_at = InvalidXLogRecPtr;
-	}
-	if (reader == NULL)
-		ok = false;
-	else if (start >= end)
+	if (reader != NULL && start < end)
 	{
-		/* no WAL since the last tick */
+		ok = ReadMarkers(reader, start, start == reader_stopped_at, READ_PER_TICK,
+						 &term, &marker_end, &read_to, &complete, &error);
+		/* only where the reader itself stopped is known to begin a record */
+		if (ok)
+			reader_stopped_at = read_to;
+	}
+	else
+	{
+		/* no WAL since the last tick (or no reader) */
 		ok = true;
 		read_to = start;
 		complete = true;
 	}
-	else
-		ok = ReadMarkers(reader, start, start == reader_stopped_at, READ_PER_TICK,
-						 &term, &marker_end, &read_to, &complete, &error);
 	MemoryContextSwitchTo(prev);
 	if (reader == NULL)
 		return;
 	if (ok)
 	{
-		reader_stopped_at = read_to;
 		Publish(true, term, marker_end, read_to, complete ? end : InvalidXLogRecPtr);
 		own_wal_read = complete && !in_recovery;
 		return;
