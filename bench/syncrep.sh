@@ -19,8 +19,16 @@
 # comparison back to back (quorum with by hand, off with none), which one
 # first alternating from round to round.  The ratio of a round is that of
 # the two back-to-back runs, so a machine that drifts (disk, other load)
-# affects both sides alike; reported are the median TPS per cluster and the
-# median of the per-round ratios.  Written to bench/results/syncrep.md.
+# affects both sides alike; reported are the median TPS per cluster, the
+# median of the per-round ratios and a distribution-free 95 % confidence
+# interval of that median (order statistics of the ratios: it says how
+# far the noise of the runs lets the median be trusted), per client count
+# and over all of them.  Written to bench/results/syncrep.md.
+#
+# COMPARE chooses the comparisons (default "quorum/byhand off/none"; only
+# the clusters they need are created): resolving a difference of 1 % on a
+# machine where single runs vary by several percent takes many short
+# rounds of one comparison, e.g. COMPARE=off/none ROUNDS=40 RUN_SECONDS=5.
 #
 # Before every run all four primaries checkpoint, so that no cluster's
 # checkpoint writes fall into another's measured window, and then the three
@@ -37,7 +45,8 @@
 # on CPU 1 (taskset): a primary then pays for its own node only, as on a
 # machine of its own.
 #
-# Environment: PIN (default 0), CLIENTS (default "1 4 8"), ROUNDS (default 7), RUN_SECONDS
+# Environment: PIN (default 0), COMPARE (default "quorum/byhand off/none"),
+# CLIENTS (default "1 4 8"), ROUNDS (default 7), RUN_SECONDS
 # (default 10), SCALE (pgbench scale, default 10), PGC_BENCH_PORT (first
 # port, default 54361; the clusters use 12 ports from there),
 # PGC_BENCH_DIR (where the clusters go, default
@@ -54,6 +63,7 @@ bench_here=$(cd "$(dirname "$0")/.." && pwd)
 set -euo pipefail
 
 PIN=${PIN:-0}
+COMPARE=${COMPARE:-"quorum/byhand off/none"}
 CLIENTS=${CLIENTS:-"1 4 8"}
 ROUNDS=${ROUNDS:-7}
 SECONDS_PER_RUN=${RUN_SECONDS:-10}
@@ -64,7 +74,14 @@ default_results=syncrep.md
 [ "$PIN" = 1 ] && default_results=syncrep-pinned.md
 results_file=${RESULTS_FILE:-$bench_here/bench/results/$default_results}
 work=$(mktemp -d /tmp/pgc-bench-syncrep.XXXXXX)
-setups=(quorum byhand off none)
+all_setups=(quorum byhand off none)
+setups=()
+for pair in $COMPARE; do
+	case $pair in
+	quorum/byhand | off/none) setups+=(${pair%/*} ${pair#*/}) ;;
+	*) die "COMPARE: unknown comparison \"$pair\" (known: quorum/byhand off/none)" ;;
+	esac
+done
 cluster_what="pg_cluster benchmark cluster"
 cluster_marker_name=PG_CLUSTER_BENCH
 cluster_supervised=0
@@ -72,8 +89,8 @@ cluster_supervised=0
 # use_setup NAME: points the cluster helpers at that setup's cluster.
 use_setup() {
 	local i
-	for i in "${!setups[@]}"; do
-		[ "${setups[$i]}" = "$1" ] && break
+	for i in "${!all_setups[@]}"; do
+		[ "${all_setups[$i]}" = "$1" ] && break
 	done
 	cluster_dir=$base_dir/$1
 	cluster_port_base=$((port_base + 3 * i))
@@ -166,11 +183,14 @@ pgbench_pin=()
 for clients in $CLIENTS; do
 	for ((round = 1; round <= ROUNDS; round++)); do
 		# the two sides of a comparison back to back, alternating which first
-		if ((round % 2)); then
-			order=(quorum byhand off none)
-		else
-			order=(byhand quorum none off)
-		fi
+		order=()
+		for pair in $COMPARE; do
+			if ((round % 2)); then
+				order+=(${pair%/*} ${pair#*/})
+			else
+				order+=(${pair#*/} ${pair%/*})
+			fi
+		done
 		for s in "${order[@]}"; do
 			# no cluster's checkpoint may fall into the measured window,
 			# and the others are stopped during it
@@ -194,20 +214,50 @@ for clients in $CLIENTS; do
 	done
 done
 
+# side_label SETUP
+side_label() {
+	case $1 in
+	byhand) echo "by hand" ;;
+	*) echo "$1" ;;
+	esac
+}
+
+# table_row CLIENTS: one row of the results table ("all": every client
+# count pooled).
+table_row() {
+	local pair a b row="| $1 |"
+	for pair in $COMPARE; do
+		a=${pair%/*}
+		b=${pair#*/}
+		row+=" $(median "$work/samples" "$1" "$a") | $(median "$work/samples" "$1" "$b") |"
+		row+=" **$(ratio_median "$work/samples" "$1" "$a" "$b")** ($(ratio_median_ci "$work/samples" "$1" "$a" "$b")) |"
+	done
+	echo "$row"
+}
+
 {
+	header="| clients |"
+	rule="|---:|"
+	for pair in $COMPARE; do
+		header+=" $(side_label ${pair%/*}) | $(side_label ${pair#*/}) | $(side_label ${pair%/*}) / $(side_label ${pair#*/}) (95 % CI) |"
+		rule+="---:|---:|---:|"
+	done
 	cat <<EOF
 # Synchronous mode and overhead benchmark
 
-\`bash bench/syncrep.sh\` on $(date -u +%Y-%m-%d), $(nproc) cores, PostgreSQL $("$PG_CONFIG" --version | awk '{ print $2 }').
-Four 3-node clusters on loopback$([ "$PIN" = 1 ] &&
+\`$([ "$PIN" = 1 ] && printf 'PIN=1 ')$([ "$COMPARE" = "quorum/byhand off/none" ] || printf 'COMPARE=%s ' "$COMPARE")ROUNDS=$ROUNDS RUN_SECONDS=$SECONDS_PER_RUN bash bench/syncrep.sh\` on $(date -u +%Y-%m-%d), $(nproc) cores, PostgreSQL $("$PG_CONFIG" --version | awk '{ print $2 }').
+${#setups[@]} 3-node clusters on loopback$([ "$PIN" = 1 ] &&
 	printf '%s' " (every primary and pgbench pinned to CPU 0, the standbys to CPU 1)"), benchmarked in turns:
 pgbench simple-update (\`-N\`), scale $SCALE, $SECONDS_PER_RUN s per run, $ROUNDS
 rounds per client count; the two sides of a comparison run back to back
-(alternating which first), every run after a checkpoint of all four
-primaries, with the three other clusters stopped (SIGSTOP) during it; the
+(alternating which first), every run after a checkpoint of every
+primary, with the other clusters stopped (SIGSTOP) during it; the
 clusters with pg_cluster have \`failover_timeout = 60s\` so that they keep
 their leader while stopped (heartbeats every 100 ms as by default).  TPS
-columns are medians, ratio columns the median of the per-round ratios.
+columns are medians; ratio columns are the median of the per-round ratios
+with a distribution-free 95 % confidence interval of that median (order
+statistics of the per-round ratios); the row "all" pools the rounds of
+every client count.
 
 - **quorum**: pg_cluster, \`synchronous_mode = quorum\` (it manages
   \`synchronous_standby_names = 'ANY 1 ("n2", "n3")'\`)
@@ -215,17 +265,11 @@ columns are medians, ratio columns the median of the per-round ratios.
 - **off**: pg_cluster loaded, \`synchronous_mode = off\` (asynchronous)
 - **none**: no pg_cluster (asynchronous)
 
-| clients | quorum | by hand | quorum / by hand | off | none | off / none |
-|---:|---:|---:|---:|---:|---:|---:|
+$header
+$rule
 EOF
-	for clients in $CLIENTS; do
-		q=$(median "$work/samples" "$clients" quorum)
-		h=$(median "$work/samples" "$clients" byhand)
-		o=$(median "$work/samples" "$clients" off)
-		n=$(median "$work/samples" "$clients" none)
-		printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$clients" "$q" "$h" \
-			"$(ratio_median "$work/samples" "$clients" quorum byhand)" "$o" "$n" \
-			"$(ratio_median "$work/samples" "$clients" off none)"
+	for clients in $CLIENTS all; do
+		table_row "$clients"
 	done
 	cat <<EOF
 

@@ -78,6 +78,8 @@ typedef struct Peer
 	PostgresPollingStatusType poll_status;	/* while CONNECTING */
 	bool		flush_pending;	/* while AWAITING_REPLY */
 	bool		heartbeat_prepared; /* on this connection */
+	int			wait_position;	/* in the worker's WaitEventSet, or -1 */
+	uint32		wait_events;	/* registered there */
 
 	TimestampTz deadline;		/* of CONNECTING and AWAITING_REPLY */
 	TimestampTz next_attempt_at;	/* of DISCONNECTED */
@@ -117,18 +119,29 @@ static void PeerContinueConnecting(Peer *peer, TimestampTz now);
 static void PeerSendHeartbeat(Peer *peer, TimestampTz now);
 static void PeerSendNext(Peer *peer, TimestampTz now);
 static void PeerReadReply(Peer *peer, TimestampTz now);
+static void PeerReadWhileIdle(Peer *peer, TimestampTz now);
 static uint32 PeerConnectWaitEvents(Peer *peer);
+static uint32 PeerIdleWaitEvents(Peer *peer);
 static uint32 PeerReplyWaitEvents(Peer *peer);
 
 static const PeerStateInfo peer_states[] = {
 	[PEER_DISCONNECTED] = {"disconnected", NULL, PeerStartConnecting, NULL, false},
 	[PEER_CONNECTING] = {"connecting", PeerConnectWaitEvents, NULL, PeerContinueConnecting, true},
-	[PEER_IDLE] = {"connected", NULL, PeerSendNext, NULL, false},
+	[PEER_IDLE] = {"connected", PeerIdleWaitEvents, PeerSendNext, PeerReadWhileIdle, false},
 	[PEER_AWAITING_REPLY] = {"connected", PeerReplyWaitEvents, NULL, PeerReadReply, true},
 };
 
 static Peer peers[PGC_MAX_NODES];
 static int	peer_count = 0;
+
+/*
+ * Changes whenever a peer's socket may have been replaced (a connection
+ * opened, polled or closed) or a Peer moved in the array: the worker keeps
+ * one WaitEventSet while it stays the same, and builds a new one when it
+ * changes.  A closed socket leaves the kernel's epoll set by itself, and a
+ * new one may reuse its number, so a set is never patched for those.
+ */
+static uint64 sockets_generation = 0;
 
 static const char heartbeat_query[] =
 "SELECT node_name, system_identifier, role, term, leader, timeline, lsn, protocol_version, "
@@ -178,6 +191,7 @@ PeerCloseConnection(Peer *peer)
 {
 	if (peer->conn != NULL)
 	{
+		sockets_generation++;
 		/* read what is pending so the peer does not log a reset connection */
 		if (PQstatus(peer->conn) == CONNECTION_OK)
 			(void) PQconsumeInput(peer->conn);
@@ -296,6 +310,7 @@ PeerStartConnecting(Peer *peer, TimestampTz now)
 										PgClusterConnectTimeoutMs);
 	peer->conn = PQconnectStart(conninfo);
 	pfree(conninfo);
+	sockets_generation++;
 
 	if (peer->conn == NULL || PQstatus(peer->conn) == CONNECTION_BAD)
 	{
@@ -324,6 +339,7 @@ static void
 PeerContinueConnecting(Peer *peer, TimestampTz now)
 {
 	peer->poll_status = PQconnectPoll(peer->conn);
+	sockets_generation++;		/* libpq may have moved to another socket */
 
 	switch (peer->poll_status)
 	{
@@ -593,6 +609,35 @@ PeerConnectionsRequestHandover(const char *name, const PgClusterHandoverRequest 
 		return true;
 	}
 	return false;
+}
+
+/*
+ * An idle connection is watched too: the peer closing it (a restart, an
+ * administrator's pg_terminate_backend) is noticed at once instead of at
+ * the next heartbeat, and the worker's WaitEventSet need not change every
+ * time a reply comes in.
+ */
+static uint32
+PeerIdleWaitEvents(Peer *peer)
+{
+	return WL_SOCKET_READABLE;
+}
+
+/*
+ * IDLE, socket readable: with no request in flight, only a notice, a
+ * parameter change or the end of the connection can arrive.  libpq takes
+ * the first two in; the last is a failure like any other.
+ */
+static void
+PeerReadWhileIdle(Peer *peer, TimestampTz now)
+{
+	char		reason[PGC_ERROR_LEN];
+
+	if (PQconsumeInput(peer->conn))
+		return;
+	snprintf(reason, sizeof(reason), "connection lost: %s",
+			 pchomp(PQerrorMessage(peer->conn)));
+	PeerFail(peer, now, false, reason);
 }
 
 static uint32
@@ -911,6 +956,7 @@ PeerConnectionsConfigure(const PgClusterPeerList *list)
 	memcpy(old_peers, peers, sizeof(peers));
 	memset(peers, 0, sizeof(peers));
 	peer_count = 0;
+	sockets_generation++;		/* the wait set points at the old entries */
 
 	for (int i = 0; list != NULL && i < list->count; i++)
 	{
@@ -940,6 +986,7 @@ PeerConnectionsConfigure(const PgClusterPeerList *list)
 			strlcpy(peer->host, addr->host, PGC_HOST_LEN);
 			peer->port = addr->port;
 			peer->state = PEER_DISCONNECTED;
+			peer->wait_position = -1;
 		}
 		peer_count++;
 	}
@@ -1080,9 +1127,17 @@ PeerConnectionsNextDeadline(TimestampTz now)
 	return next;
 }
 
+/* PeerConnectionsSocketsGeneration: see sockets_generation. */
+uint64
+PeerConnectionsSocketsGeneration(void)
+{
+	return sockets_generation;
+}
+
 /*
- * PeerConnectionsAddWaitEvents adds the socket of every peer that waits for
- * one to "set", with the peer as user data.  Returns how many it added.
+ * PeerConnectionsAddWaitEvents adds the socket of every peer that has one
+ * to a new "set", with the peer as user data, and notes where.  Returns
+ * how many it added.
  */
 int
 PeerConnectionsAddWaitEvents(WaitEventSet *set)
@@ -1095,15 +1150,45 @@ PeerConnectionsAddWaitEvents(WaitEventSet *set)
 		const PeerStateInfo *info = &peer_states[peer->state];
 		pgsocket	sock;
 
+		peer->wait_position = -1;
 		if (info->wait_events == NULL || peer->conn == NULL)
 			continue;
 		sock = PQsocket(peer->conn);
 		if (sock == PGINVALID_SOCKET)
 			continue;
-		AddWaitEventToSet(set, info->wait_events(peer), sock, NULL, peer);
+		peer->wait_events = info->wait_events(peer);
+		peer->wait_position = AddWaitEventToSet(set, peer->wait_events, sock, NULL, peer);
 		added++;
 	}
 	return added;
+}
+
+/*
+ * PeerConnectionsUpdateWaitEvents adjusts what "set", built by
+ * PeerConnectionsAddWaitEvents in the current sockets generation, waits
+ * for on each socket: readable, or writable too while a request is only
+ * partly sent.  Usually nothing changed, and no system call is made.
+ */
+void
+PeerConnectionsUpdateWaitEvents(WaitEventSet *set)
+{
+	for (int i = 0; i < peer_count; i++)
+	{
+		Peer	   *peer = &peers[i];
+		const PeerStateInfo *info = &peer_states[peer->state];
+		uint32		events;
+
+		if (peer->wait_position < 0)
+			continue;
+		/* a peer without a socket closed it, which began a new generation */
+		Assert(info->wait_events != NULL && peer->conn != NULL);
+		events = info->wait_events(peer);
+		if (events != peer->wait_events)
+		{
+			ModifyWaitEvent(set, peer->wait_position, events, NULL);
+			peer->wait_events = events;
+		}
+	}
 }
 
 /* PeerConnectionHandleSocket runs the socket action of the peer's state. */

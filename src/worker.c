@@ -427,6 +427,39 @@ WaitTimeoutMs(TimestampTz now, TimestampTz deadline)
 }
 
 /*
+ * WorkerWaitSet returns the set the worker waits in: the latch, postmaster
+ * death and every peer's socket.  It is kept from one wait to the next (a
+ * new one costs an epoll instance and a system call per socket, ten times
+ * a second per peer) and rebuilt only when a peer's socket may have
+ * changed.
+ */
+static WaitEventSet *
+WorkerWaitSet(void)
+{
+	static WaitEventSet *set = NULL;
+	static uint64 set_generation = 0;
+	uint64		generation = PeerConnectionsSocketsGeneration();
+
+	if (set != NULL && generation == set_generation)
+	{
+		PeerConnectionsUpdateWaitEvents(set);
+		return set;
+	}
+	if (set != NULL)
+	{
+		FreeWaitEventSet(set);
+		set = NULL;
+	}
+	set = CreateWaitEventSet(TopMemoryContext,
+							 PeerConnectionsCount() + WORKER_FIXED_WAIT_EVENTS);
+	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	(void) PeerConnectionsAddWaitEvents(set);
+	set_generation = generation;
+	return set;
+}
+
+/*
  * WaitForWork waits until the latch is set, a peer socket is ready or the
  * deadline passes, and hands ready sockets to their peers.
  */
@@ -434,24 +467,18 @@ static void
 WaitForWork(TimestampTz deadline)
 {
 	WaitEvent	occurred[PGC_MAX_NODES + WORKER_FIXED_WAIT_EVENTS];
-	WaitEventSet *set;
 	int			nevents;
 	TimestampTz now;
 
-	/*
-	 * The set is rebuilt for every wait: PQconnectPoll may replace a peer's
-	 * socket, and with at most PGC_MAX_NODES peers the rebuild is cheap.
-	 */
-	set = CreateWaitEventSet(CurrentMemoryContext,
-							 PeerConnectionsCount() + WORKER_FIXED_WAIT_EVENTS);
-	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-	(void) PeerConnectionsAddWaitEvents(set);
-
-	nevents = WaitEventSetWait(set, WaitTimeoutMs(GetCurrentTimestamp(), deadline),
+	nevents = WaitEventSetWait(WorkerWaitSet(), WaitTimeoutMs(GetCurrentTimestamp(), deadline),
 							   occurred, lengthof(occurred), PG_WAIT_EXTENSION);
 	now = GetCurrentTimestamp();
 
+	/*
+	 * A peer's handler may close another peer's connection (a vote request
+	 * that could not be sent); that peer's event is then handled in its new
+	 * state, which has no socket action.
+	 */
 	for (int i = 0; i < nevents; i++)
 	{
 		if (occurred[i].events & WL_LATCH_SET)
@@ -463,7 +490,6 @@ WaitForWork(TimestampTz deadline)
 			PeerConnectionHandleSocket(occurred[i].user_data,
 									   occurred[i].events, now);
 	}
-	FreeWaitEventSet(set);
 }
 
 /*
