@@ -13,6 +13,10 @@
 #             set by hand: the same replication without the extension
 #   off       pg_cluster loaded, synchronous_mode = off (asynchronous)
 #   none      no pg_cluster at all (asynchronous)
+#   off1s     as off, with pg_cluster.heartbeat_interval = 1s instead of
+#             100ms: compared with none (COMPARE=off1s/none), it separates
+#             what the commit check costs (the same at any heartbeat rate)
+#             from what the heartbeats cost (ten times less)
 #
 # For every client count, ROUNDS rounds; each round runs pgbench
 # simple-update (-N) for RUN_SECONDS seconds on each cluster, the two of a
@@ -25,7 +29,8 @@
 # far the noise of the runs lets the median be trusted), per client count
 # and over all of them.  Written to bench/results/syncrep.md.
 #
-# COMPARE chooses the comparisons (default "quorum/byhand off/none"; only
+# COMPARE chooses the comparisons (default "quorum/byhand off/none"; also
+# off1s/none; only
 # the clusters they need are created): resolving a difference of 1 % on a
 # machine where single runs vary by several percent takes many short
 # rounds of one comparison, e.g. COMPARE=off/none ROUNDS=40 RUN_SECONDS=5.
@@ -48,7 +53,7 @@
 # Environment: PIN (default 0), COMPARE (default "quorum/byhand off/none"),
 # CLIENTS (default "1 4 8"), ROUNDS (default 7), RUN_SECONDS
 # (default 10), SCALE (pgbench scale, default 10), PGC_BENCH_PORT (first
-# port, default 54361; the clusters use 12 ports from there),
+# port, default 54361; the clusters use 15 ports from there),
 # PGC_BENCH_DIR (where the clusters go, default
 # /tmp/pg_cluster-bench-syncrep; removed at exit), RESULTS_FILE (where the
 # report goes instead of bench/results/syncrep.md).
@@ -74,13 +79,16 @@ default_results=syncrep.md
 [ "$PIN" = 1 ] && default_results=syncrep-pinned.md
 results_file=${RESULTS_FILE:-$bench_here/bench/results/$default_results}
 work=$(mktemp -d /tmp/pgc-bench-syncrep.XXXXXX)
-all_setups=(quorum byhand off none)
+all_setups=(quorum byhand off none off1s)
 setups=()
 for pair in $COMPARE; do
 	case $pair in
-	quorum/byhand | off/none) setups+=(${pair%/*} ${pair#*/}) ;;
-	*) die "COMPARE: unknown comparison \"$pair\" (known: quorum/byhand off/none)" ;;
+	quorum/byhand | off/none | off1s/none) ;;
+	*) die "COMPARE: unknown comparison \"$pair\" (known: quorum/byhand off/none off1s/none)" ;;
 	esac
+	for side in ${pair%/*} ${pair#*/}; do
+		[[ " ${setups[*]} " == *" $side "* ]] || setups+=("$side")
+	done
 done
 cluster_what="pg_cluster benchmark cluster"
 cluster_marker_name=PG_CLUSTER_BENCH
@@ -101,7 +109,7 @@ use_setup() {
 	byhand)
 		cluster_preload=""
 		cluster_extra_conf="synchronous_standby_names = 'ANY 1 (n2, n3)'" ;;
-	off)
+	off | off1s)
 		cluster_preload=pg_cluster
 		cluster_extra_conf="pg_cluster.synchronous_mode = off" ;;
 	none)
@@ -139,6 +147,14 @@ long_failover_timeout() {
 	done
 }
 
+# slow_heartbeats: every node of the current cluster heartbeats every 1 s.
+slow_heartbeats() {
+	local node
+	for node in "${cluster_nodes[@]}"; do
+		[ "$(node_value "$node" "SHOW pg_cluster.heartbeat_interval")" = 1s ] || return 1
+	done
+}
+
 # sync_in_force: the extension's configuration is in force on n1.
 sync_in_force() {
 	[ "$(node_value n1 "SELECT sync_state LIKE 'commits wait%' FROM pg_cluster.status")" = t ]
@@ -162,12 +178,23 @@ for s in "${setups[@]}"; do
 		done
 		wait_until "$s: failover_timeout = 60s everywhere" long_failover_timeout
 	fi
+	if [ "$s" = off1s ]; then
+		# a failover timeout of 60 s allows it (at least 3 intervals)
+		for node in "${cluster_nodes[@]}"; do
+			echo "pg_cluster.heartbeat_interval = '1s'" |
+				append_to_file "$(node_data "$node")/postgresql.conf"
+			node_value "$node" "SELECT pg_reload_conf()" >/dev/null
+		done
+		wait_until "$s: heartbeat_interval = 1s everywhere" slow_heartbeats
+	fi
 	[ "$s" != quorum ] || wait_until "the synchronous configuration" sync_in_force
 	run_as_runner "$PG_BINDIR/pgbench" -q -i -s "$SCALE" -h "$cluster_dir" -p "$(node_port n1)" \
 		-U postgres postgres >/dev/null 2>&1 || die "pgbench -i failed on $s"
 done
-use_setup quorum
-note "n1 of \"quorum\": synchronous_standby_names = $(node_value n1 "SHOW synchronous_standby_names")"
+if [[ " ${setups[*]} " == *" quorum "* ]]; then
+	use_setup quorum
+	note "n1 of \"quorum\": synchronous_standby_names = $(node_value n1 "SHOW synchronous_standby_names")"
+fi
 if [ "$PIN" = 1 ]; then
 	for s in "${setups[@]}"; do
 		use_setup "$s"
@@ -218,6 +245,7 @@ done
 side_label() {
 	case $1 in
 	byhand) echo "by hand" ;;
+	off1s) echo "off, heartbeat 1 s" ;;
 	*) echo "$1" ;;
 	esac
 }
@@ -264,7 +292,8 @@ every client count.
 - **by hand**: no pg_cluster, \`synchronous_standby_names = 'ANY 1 (n2, n3)'\`
 - **off**: pg_cluster loaded, \`synchronous_mode = off\` (asynchronous)
 - **none**: no pg_cluster (asynchronous)
-
+$([[ " ${setups[*]} " == *" off1s "* ]] && printf '%s' "- **off, heartbeat 1 s**: as off, with \`pg_cluster.heartbeat_interval = 1s\`
+")
 $header
 $rule
 EOF

@@ -475,9 +475,10 @@ WaitForWork(TimestampTz deadline)
 	now = GetCurrentTimestamp();
 
 	/*
-	 * A peer's handler may close another peer's connection (a vote request
-	 * that could not be sent); that peer's event is then handled in its new
-	 * state, which has no socket action.
+	 * A peer's handler may change another peer's state (a vote request sent
+	 * to it, or one that failed and closed its connection); that peer's
+	 * event is then handled by its new state: a reply is read if there is
+	 * one, and a closed connection has no socket action.
 	 */
 	for (int i = 0; i < nevents; i++)
 	{
