@@ -21,6 +21,7 @@
 #include <ctype.h>
 #include <limits.h>
 
+#include "access/parallel.h"
 #include "libpq-fe.h"
 #include "utils/guc.h"
 
@@ -392,6 +393,14 @@ CheckPeerConninfo(char **newval, void **extra, GucSource source)
 static bool
 TimingIsConsistent(int heartbeat_ms, int failover_ms)
 {
+	/*
+	 * A parallel worker takes its leader's settings one by one, after
+	 * resetting them to their defaults: on the way, a default failover
+	 * timeout meets the leader's slower heartbeat.  The leader checked the
+	 * pair when it took it.
+	 */
+	if (InitializingParallelWorker)
+		return true;
 	return (int64) failover_ms >=
 		(int64) heartbeat_ms * MIN_HEARTBEATS_PER_FAILOVER_TIMEOUT;
 }
