@@ -69,6 +69,7 @@ pin_node() {
 signal_cluster() {
 	local node
 	for node in "${cluster_nodes[@]}"; do
-		kill "-$1" $(node_processes "$node")
+		# a backend may have exited since it was listed
+		kill "-$1" $(node_processes "$node") 2>/dev/null || true
 	done
 }

@@ -17,6 +17,10 @@
 #             100ms: compared with none (COMPARE=off1s/none), it separates
 #             what the commit check costs (the same at any heartbeat rate)
 #             from what the heartbeats cost (ten times less)
+#   none2     a second cluster like none: compared with none
+#             (COMPARE=none2/none), the control that shows what this method
+#             reports for two clusters that do not differ (the first
+#             created runs on files created earlier, on other ports)
 #
 # For every client count, ROUNDS rounds; each round runs pgbench
 # simple-update (-N) for RUN_SECONDS seconds on each cluster, the two of a
@@ -30,7 +34,7 @@
 # and over all of them.  Written to bench/results/syncrep.md.
 #
 # COMPARE chooses the comparisons (default "quorum/byhand off/none"; also
-# off1s/none; only
+# off1s/none and none2/none; only
 # the clusters they need are created): resolving a difference of 1 % on a
 # machine where single runs vary by several percent takes many short
 # rounds of one comparison, e.g. COMPARE=off/none ROUNDS=40 RUN_SECONDS=5.
@@ -53,7 +57,7 @@
 # Environment: PIN (default 0), COMPARE (default "quorum/byhand off/none"),
 # CLIENTS (default "1 4 8"), ROUNDS (default 7), RUN_SECONDS
 # (default 10), SCALE (pgbench scale, default 10), PGC_BENCH_PORT (first
-# port, default 54361; the clusters use 15 ports from there),
+# port, default 54361; the clusters use 18 ports from there),
 # PGC_BENCH_DIR (where the clusters go, default
 # /tmp/pg_cluster-bench-syncrep; removed at exit), RESULTS_FILE (where the
 # report goes instead of bench/results/syncrep.md).
@@ -79,12 +83,12 @@ default_results=syncrep.md
 [ "$PIN" = 1 ] && default_results=syncrep-pinned.md
 results_file=${RESULTS_FILE:-$bench_here/bench/results/$default_results}
 work=$(mktemp -d /tmp/pgc-bench-syncrep.XXXXXX)
-all_setups=(quorum byhand off none off1s)
+all_setups=(quorum byhand off none off1s none2)
 setups=()
 for pair in $COMPARE; do
 	case $pair in
-	quorum/byhand | off/none | off1s/none) ;;
-	*) die "COMPARE: unknown comparison \"$pair\" (known: quorum/byhand off/none off1s/none)" ;;
+	quorum/byhand | off/none | off1s/none | none2/none) ;;
+	*) die "COMPARE: unknown comparison \"$pair\" (known: quorum/byhand off/none off1s/none none2/none)" ;;
 	esac
 	for side in ${pair%/*} ${pair#*/}; do
 		[[ " ${setups[*]} " == *" $side "* ]] || setups+=("$side")
@@ -112,7 +116,7 @@ use_setup() {
 	off | off1s)
 		cluster_preload=pg_cluster
 		cluster_extra_conf="pg_cluster.synchronous_mode = off" ;;
-	none)
+	none | none2)
 		cluster_preload=""
 		cluster_extra_conf="" ;;
 	esac
@@ -246,6 +250,7 @@ side_label() {
 	case $1 in
 	byhand) echo "by hand" ;;
 	off1s) echo "off, heartbeat 1 s" ;;
+	none2) echo "none (2nd cluster)" ;;
 	*) echo "$1" ;;
 	esac
 }
@@ -293,6 +298,7 @@ every client count.
 - **off**: pg_cluster loaded, \`synchronous_mode = off\` (asynchronous)
 - **none**: no pg_cluster (asynchronous)
 $([[ " ${setups[*]} " == *" off1s "* ]] && printf '%s' "- **off, heartbeat 1 s**: as off, with \`pg_cluster.heartbeat_interval = 1s\`
+")$([[ " ${setups[*]} " == *" none2 "* ]] && printf '%s' "- **none (2nd cluster)**: a second cluster like none, created before it: the control
 ")
 $header
 $rule

@@ -1,6 +1,7 @@
 # Durable state: the term survives restarts; a damaged state file is
 # detected and reported, never silently reset.  Configuration: a bad value
-# at reload keeps the old configuration; a good one applies.
+# at reload keeps the old configuration; a good one applies; parallel
+# workers accept the node's settings.
 use strict;
 use warnings;
 
@@ -115,5 +116,24 @@ wait_for($n1,
 pass('and is recorded as an event');
 wait_for($n1, "SELECT reachable FROM pg_cluster.nodes WHERE node_name = 'n2'");
 pass('peers reconnect with the new connection options');
+
+# A slower heartbeat, the way the hint says (the timeout first): parallel
+# workers take both settings from their leader, although the default
+# failover timeout (1 s) would not allow a 500 ms heartbeat on its own.
+$n1->append_conf('postgresql.conf', "pg_cluster.failover_timeout = '5s'\n");
+$n1->reload;
+wait_for($n1, "SELECT failover_timeout_ms = 5000 FROM pg_cluster.status");
+$n1->append_conf('postgresql.conf', "pg_cluster.heartbeat_interval = '500ms'\n");
+$n1->reload;
+wait_for($n1, "SELECT heartbeat_interval_ms = 500 FROM pg_cluster.status");
+my $plan = sql($n1, <<'EOQ');
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT count(*) FROM pg_class;
+EOQ
+like($plan, qr/Workers Launched: [1-9]/,
+	'a parallel query runs with heartbeat_interval = 500ms');
 
 done_testing();
