@@ -34,13 +34,13 @@
 # and over all of them.  Written to bench/results/syncrep.md.
 #
 # COMPARE chooses the comparisons (default "quorum/byhand off/none"; also
-# off1s/none and none2/none; only
-# the clusters they need are created): resolving a difference of 1 % on a
+# off1s/none and none2/none; only the clusters they need are created):
+# resolving a difference of 1 % on a
 # machine where single runs vary by several percent takes many short
 # rounds of one comparison, e.g. COMPARE=off/none ROUNDS=40 RUN_SECONDS=5.
 #
-# Before every run all four primaries checkpoint, so that no cluster's
-# checkpoint writes fall into another's measured window, and then the three
+# Before every run all the primaries checkpoint, so that no cluster's
+# checkpoint writes fall into another's measured window, and then the
 # other clusters are stopped (SIGSTOP to all their processes, SIGCONT
 # after the run): an idle cluster with pg_cluster keeps heartbeating, which
 # would slow whichever cluster runs meanwhile, so without this the clusters
@@ -85,13 +85,19 @@ results_file=${RESULTS_FILE:-$bench_here/bench/results/$default_results}
 work=$(mktemp -d /tmp/pgc-bench-syncrep.XXXXXX)
 all_setups=(quorum byhand off none off1s none2)
 setups=()
+
+# runs SETUP: SETUP's cluster is part of this run.
+runs() {
+	[[ " ${setups[*]} " == *" $1 "* ]]
+}
+
 for pair in $COMPARE; do
 	case $pair in
 	quorum/byhand | off/none | off1s/none | none2/none) ;;
 	*) die "COMPARE: unknown comparison \"$pair\" (known: quorum/byhand off/none off1s/none none2/none)" ;;
 	esac
 	for side in ${pair%/*} ${pair#*/}; do
-		[[ " ${setups[*]} " == *" $side "* ]] || setups+=("$side")
+		runs "$side" || setups+=("$side")
 	done
 done
 cluster_what="pg_cluster benchmark cluster"
@@ -143,20 +149,24 @@ streaming() {
 	[ "$(node_value "$1" "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")" = "$2" ]
 }
 
-# long_failover_timeout: every node of the current cluster runs with it.
-long_failover_timeout() {
+# shown_everywhere NAME VALUE: SHOW NAME gives VALUE on every node of the
+# current cluster.
+shown_everywhere() {
 	local node
 	for node in "${cluster_nodes[@]}"; do
-		[ "$(node_value "$node" "SHOW pg_cluster.failover_timeout")" = 1min ] || return 1
+		[ "$(node_value "$node" "SHOW $1")" = "$2" ] || return 1
 	done
 }
 
-# slow_heartbeats: every node of the current cluster heartbeats every 1 s.
-slow_heartbeats() {
+# set_everywhere NAME VALUE SHOWN: NAME = VALUE on every node of the
+# current cluster, reloaded; waits until SHOW gives SHOWN everywhere.
+set_everywhere() {
 	local node
 	for node in "${cluster_nodes[@]}"; do
-		[ "$(node_value "$node" "SHOW pg_cluster.heartbeat_interval")" = 1s ] || return 1
+		echo "$1 = '$2'" | append_to_file "$(node_data "$node")/postgresql.conf"
+		node_value "$node" "SELECT pg_reload_conf()" >/dev/null
 	done
+	wait_until "$(basename "$cluster_dir"): $1 = $2 everywhere" shown_everywhere "$1" "$3"
 }
 
 # sync_in_force: the extension's configuration is in force on n1.
@@ -175,27 +185,15 @@ for s in "${setups[@]}"; do
 	if [ -n "$cluster_preload" ]; then
 		cluster_wait_leader >/dev/null
 		# a leader now: a longer failover timeout lets it stay stopped
-		for node in "${cluster_nodes[@]}"; do
-			echo "pg_cluster.failover_timeout = '60s'" |
-				append_to_file "$(node_data "$node")/postgresql.conf"
-			node_value "$node" "SELECT pg_reload_conf()" >/dev/null
-		done
-		wait_until "$s: failover_timeout = 60s everywhere" long_failover_timeout
+		set_everywhere pg_cluster.failover_timeout 60s 1min
 	fi
-	if [ "$s" = off1s ]; then
-		# a failover timeout of 60 s allows it (at least 3 intervals)
-		for node in "${cluster_nodes[@]}"; do
-			echo "pg_cluster.heartbeat_interval = '1s'" |
-				append_to_file "$(node_data "$node")/postgresql.conf"
-			node_value "$node" "SELECT pg_reload_conf()" >/dev/null
-		done
-		wait_until "$s: heartbeat_interval = 1s everywhere" slow_heartbeats
-	fi
+	# the 60 s failover timeout allows it (at least 5 heartbeat intervals)
+	[ "$s" != off1s ] || set_everywhere pg_cluster.heartbeat_interval 1s 1s
 	[ "$s" != quorum ] || wait_until "the synchronous configuration" sync_in_force
 	run_as_runner "$PG_BINDIR/pgbench" -q -i -s "$SCALE" -h "$cluster_dir" -p "$(node_port n1)" \
 		-U postgres postgres >/dev/null 2>&1 || die "pgbench -i failed on $s"
 done
-if [[ " ${setups[*]} " == *" quorum "* ]]; then
+if runs quorum; then
 	use_setup quorum
 	note "n1 of \"quorum\": synchronous_standby_names = $(node_value n1 "SHOW synchronous_standby_names")"
 fi
@@ -297,8 +295,8 @@ every client count.
 - **by hand**: no pg_cluster, \`synchronous_standby_names = 'ANY 1 (n2, n3)'\`
 - **off**: pg_cluster loaded, \`synchronous_mode = off\` (asynchronous)
 - **none**: no pg_cluster (asynchronous)
-$([[ " ${setups[*]} " == *" off1s "* ]] && printf '%s' "- **off, heartbeat 1 s**: as off, with \`pg_cluster.heartbeat_interval = 1s\`
-")$([[ " ${setups[*]} " == *" none2 "* ]] && printf '%s' "- **none (2nd cluster)**: a second cluster like none, created before it: the control
+$(runs off1s && printf '%s' "- **off, heartbeat 1 s**: as off, with \`pg_cluster.heartbeat_interval = 1s\`
+")$(runs none2 && printf '%s' "- **none (2nd cluster)**: a second cluster like none, created before it: the control
 ")
 $header
 $rule
