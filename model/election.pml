@@ -1413,10 +1413,11 @@ inline ACK(i, a, b, c) {
 	}
 }
 
-/* node s's heartbeat to d (every node heartbeats every peer) carries its
+/* node s's heartbeat to d (every node heartbeats every peer; a follower
+ * its leader only every 10th interval, docs/protocol.md §3.1) carries its
  * record; d adopts a newer one.  For a node that does not lead only the
- * record is modelled, delivered at once or never (lost); a leader's
- * heartbeats are the messages above */
+ * record is modelled, delivered at once or never (lost: a skipped
+ * heartbeat is one of these); a leader's heartbeats are the messages above */
 inline GOSSIP(s, d) {
 	d_step {
 		up[s] && up[d] && !LEADER(s) && RKEY(rec[s]) > RKEY(rec[d]) ->

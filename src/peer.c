@@ -21,6 +21,12 @@
  * the backend answering it does not parse and plan it ten times a second;
  * the rare votes and handovers are sent as plain queries.
  *
+ * A follower whose leader heartbeats it sends that leader a heartbeat of
+ * its own only every FOLLOWER_TO_LEADER_EVERY intervals (docs/protocol.md
+ * §3.1): the leader's heartbeats and the follower's replies already carry
+ * both views each interval, and the leader, the busiest node, then answers
+ * no heartbeats but the rare ones of its followers.
+ *
  * Copyright (c) 2026, pg_cluster developers
  *
  * IDENTIFICATION
@@ -42,8 +48,21 @@
 #include "pg_cluster.h"
 #include "worker.h"
 
-/* A peer is unreachable when it has not answered for this many heartbeats. */
+/*
+ * A peer is unreachable when neither its reply to our heartbeat nor a
+ * heartbeat of its own arrived for this many heartbeat intervals.
+ */
 #define MISSED_HEARTBEATS_FOR_UNREACHABLE 3
+
+/*
+ * A follower that acknowledged a heartbeat of the leader it follows within
+ * the last LEADER_HEARD_WITHIN_HALVES / 2 intervals sends it a heartbeat
+ * of its own only every FOLLOWER_TO_LEADER_EVERY intervals: what only a
+ * reply carries (the leader's state and priority, the round trip) stays
+ * that fresh.
+ */
+#define LEADER_HEARD_WITHIN_HALVES	3
+#define FOLLOWER_TO_LEADER_EVERY	10
 
 /* Retry delays for a peer that refused us (it belongs to another cluster). */
 #define REFUSED_RETRY_MIN_MS	1000
@@ -84,6 +103,7 @@ typedef struct Peer
 	TimestampTz deadline;		/* of CONNECTING and AWAITING_REPLY */
 	TimestampTz next_attempt_at;	/* of DISCONNECTED */
 	TimestampTz sent_at;		/* of the request in flight */
+	TimestampTz heartbeat_sent_at;	/* of the last heartbeat sent */
 	PeerRequestKind in_flight;
 	PgClusterVoteRequest in_flight_vote;
 	bool		vote_pending;	/* a vote request waits to be sent */
@@ -454,7 +474,34 @@ PeerSendHeartbeat(Peer *peer, TimestampTz now)
 				   PQsendQueryPrepared(peer->conn, HEARTBEAT_STATEMENT, lengthof(params),
 									   params, NULL, NULL, 0));
 	if (peer->state == PEER_AWAITING_REPLY)
+	{
+		peer->heartbeat_sent_at = now;
 		WITH_NODE_ENTRY(peer, entry, entry->heartbeats_sent++);
+	}
+}
+
+/*
+ * LeaderHeartbeatsUs says whether this node may skip its heartbeat to
+ * "peer" at this tick: this node follows peer as the leader of its term,
+ * acknowledged a heartbeat of it lately, and sent it one of its own less
+ * than FOLLOWER_TO_LEADER_EVERY intervals ago.  A leader whose heartbeats
+ * stop is heartbeated again from the next tick on.
+ */
+static bool
+LeaderHeartbeatsUs(Peer *peer, TimestampTz now)
+{
+	int64		interval_us = (int64) PgClusterHeartbeatIntervalMs * 1000;
+	bool		heartbeats_us = false;
+
+	if (now - peer->heartbeat_sent_at >= interval_us * FOLLOWER_TO_LEADER_EVERY)
+		return false;
+	WITH_NODE_ENTRY(peer, entry,
+		{
+			heartbeats_us = !PgClusterShmem->is_leader &&
+				strcmp(PgClusterShmem->leader, peer->name) == 0 &&
+				now - entry->last_heard_at < interval_us * LEADER_HEARD_WITHIN_HALVES / 2;
+		});
+	return heartbeats_us;
 }
 
 /* PeerSendVote sends the pending (pre-)vote request. */
@@ -559,7 +606,10 @@ PeerSendNext(Peer *peer, TimestampTz now)
 	if (PeerSendPending(peer, now))
 		return;
 	if (peer->heartbeat_prepared)
-		PeerSendHeartbeat(peer, now);
+	{
+		if (!LeaderHeartbeatsUs(peer, now))
+			PeerSendHeartbeat(peer, now);
+	}
 	else
 		PeerAwaitReply(peer, now, PEER_REQUEST_PREPARE,
 					   PQsendPrepare(peer->conn, HEARTBEAT_STATEMENT, heartbeat_query,
@@ -1053,10 +1103,26 @@ PeerConnectionsCheckDeadlines(TimestampTz now)
 }
 
 /*
+ * LastHeardFrom: when the peer last answered our heartbeat or, if it is
+ * the leader this node follows (whose heartbeats stand in for ours, see
+ * LeaderHeartbeatsUs), sent one (shared state locked).  A peer that only
+ * sends heartbeats does not count as reachable: it might not be able to
+ * answer ours (a leader needs its answers for its lease).
+ */
+static TimestampTz
+LastHeardFrom(const Peer *peer, const PgClusterNodeEntry *entry)
+{
+	if (!PgClusterShmem->is_leader && strcmp(PgClusterShmem->leader, peer->name) == 0)
+		return Max(entry->last_reply_at, entry->last_heard_at);
+	return entry->last_reply_at;
+}
+
+/*
  * PeerConnectionsUpdateReachability publishes which peers are reachable: a
- * peer is reachable while it is connected, not refused, and answered within
- * the last MISSED_HEARTBEATS_FOR_UNREACHABLE heartbeat intervals.  Every
- * change is an event.
+ * peer is reachable while our connection to it is up, it does not refuse
+ * us, and we heard from it (LastHeardFrom) within the last
+ * MISSED_HEARTBEATS_FOR_UNREACHABLE heartbeat intervals.  Every change is
+ * an event.
  */
 void
 PeerConnectionsUpdateReachability(TimestampTz now)
@@ -1074,11 +1140,15 @@ PeerConnectionsUpdateReachability(TimestampTz now)
 			{
 				reachable = !entry->refused &&
 					(peer->state == PEER_IDLE || peer->state == PEER_AWAITING_REPLY) &&
-					entry->last_reply_at != 0 &&
-					now - entry->last_reply_at <= window_us;
+					LastHeardFrom(peer, entry) != 0 &&
+					now - LastHeardFrom(peer, entry) <= window_us;
 				entry->reachable = reachable;
 				strlcpy(reason, entry->last_error, sizeof(reason));
 			});
+		if (reason[0] == '\0')
+			snprintf(reason, sizeof(reason),
+					 "no reply (nor, from the leader, a heartbeat) in the last %d heartbeat intervals",
+					 MISSED_HEARTBEATS_FOR_UNREACHABLE);
 
 		if (reachable == peer->reachable)
 			continue;
@@ -1093,8 +1163,7 @@ PeerConnectionsUpdateReachability(TimestampTz now)
 		else
 			PgClusterRecordEvent("peer_unreachable", peer->name,
 								 "peer \"%s\" at %s:%d is unreachable: %s",
-								 peer->name, peer->host, peer->port,
-								 reason[0] ? reason : "no reply to recent heartbeats");
+								 peer->name, peer->host, peer->port, reason);
 	}
 }
 
@@ -1118,10 +1187,10 @@ PeerConnectionsNextDeadline(TimestampTz now)
 			next = Min(next, peer->deadline);
 		if (peer->reachable)
 		{
-			TimestampTz last_reply = 0;
+			TimestampTz last_heard = 0;
 
-			WITH_NODE_ENTRY(peer, entry, last_reply = entry->last_reply_at);
-			next = Min(next, last_reply + window_us + 1);
+			WITH_NODE_ENTRY(peer, entry, last_heard = LastHeardFrom(peer, entry));
+			next = Min(next, last_heard + window_us + 1);
 		}
 	}
 	return next;

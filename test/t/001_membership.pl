@@ -87,12 +87,30 @@ is(sql($n2, "SELECT count(*) >= 2 FROM pg_cluster.events WHERE kind = 'worker_st
 # heartbeats flow both ways
 foreach my $node (@nodes)
 {
-	is( sql($node,
-			"SELECT bool_and(heartbeats_answered > 0 AND heartbeats_received > 0) FROM pg_cluster.nodes WHERE NOT is_self"
-		),
-		't',
-		$node->name . ' sends and receives heartbeats');
+	wait_for($node,
+		"SELECT bool_and(heartbeats_answered > 0 AND heartbeats_received > 0) FROM pg_cluster.nodes WHERE NOT is_self"
+	);
+	pass($node->name . ' sends and receives heartbeats');
 }
+
+# A follower heartbeats the leader that heartbeats it only every 10th
+# interval (docs/protocol.md §3.1): over a window, the follower n2 sends n1
+# far fewer heartbeats than it receives from n1, and n1 stays reachable.
+my ($leader, $follower) = ($n1, $n2);
+my $counters =
+  "SELECT heartbeats_sent || '|' || heartbeats_received FROM pg_cluster.nodes WHERE node_name = '"
+  . $leader->name . "'";
+my ($sent0, $received0) = split /\|/, sql($follower, $counters);
+# a bounded measurement window, not a wait for a condition
+sql($follower, "SELECT pg_sleep(2)");
+my ($sent1, $received1) = split /\|/, sql($follower, $counters);
+note sprintf("in 2 s %s sent %d heartbeats to the leader %s and received %d from it",
+	$follower->name, $sent1 - $sent0, $leader->name, $received1 - $received0);
+cmp_ok(2 * ($sent1 - $sent0), '<', $received1 - $received0,
+	'a follower heartbeats its leader less often than the leader heartbeats it');
+cmp_ok($sent1 - $sent0, '>', 0, 'but still heartbeats it');
+is(sql($follower, "SELECT reachable FROM pg_cluster.nodes WHERE node_name = '" . $leader->name . "'"),
+	't', 'the leader stays reachable from the follower');
 
 # the connection URI lists the data nodes
 my $uri = sql($n3, "SELECT pg_cluster.connection_uri()");
