@@ -319,7 +319,14 @@ pg_cluster_heartbeat(PG_FUNCTION_ARGS)
 	values[5] = Int32GetDatum((int32) ours.timeline);
 	values[6] = LSNGetDatum(ours.lsn);
 	values[7] = Int32GetDatum(PGC_PROTOCOL_VERSION);
-	values[8] = BoolGetDatum(ours.is_leader);
+	/*
+	 * A reply counts as contact with the leader (the caller defers its
+	 * election), but it comes from this backend, which goes on answering
+	 * when our worker hangs or cannot reach a majority.  So the reply
+	 * claims leadership only while our lease is valid: a leader that cannot
+	 * renew its lease must not keep its followers from electing another.
+	 */
+	values[8] = BoolGetDatum(ours.is_leader && PgClusterCommitsAllowed(now));
 	values[9] = BoolGetDatum(ack);
 	values[10] = Int64GetDatum((int64) ours.pause_version);
 	values[11] = BoolGetDatum(ours.paused);
