@@ -104,6 +104,8 @@ typedef struct Peer
 	TimestampTz next_attempt_at;	/* of DISCONNECTED */
 	TimestampTz sent_at;		/* of the request in flight */
 	TimestampTz heartbeat_sent_at;	/* of the last heartbeat sent */
+	uint64		leader_reply_term;	/* term of its last reply if that showed
+									 * it leading (state "leader"), else 0 */
 	PeerRequestKind in_flight;
 	PgClusterVoteRequest in_flight_vote;
 	bool		vote_pending;	/* a vote request waits to be sent */
@@ -225,13 +227,11 @@ PeerCloseConnection(Peer *peer)
 	}
 	peer->flush_pending = false;
 	peer->heartbeat_prepared = false;
+	/* a new connection starts with a heartbeat, even to the leader */
+	peer->heartbeat_sent_at = 0;
+	peer->leader_reply_term = 0;
 }
 
-/*
- * PeerFail closes the connection after a failure, records why, and
- * schedules the next attempt: at the next heartbeat normally, later and
- * later for a peer that refused us.
- */
 /*
  * FlattenReason copies a libpq message into one line: server messages span
  * several lines, which would split events and log entries.
@@ -254,6 +254,11 @@ FlattenReason(char *dst, const char *src, size_t len)
 	dst[j] = '\0';
 }
 
+/*
+ * PeerFail closes the connection after a failure, records why, and
+ * schedules the next attempt: at the next heartbeat normally, later and
+ * later for a peer that refused us.
+ */
 static void
 PeerFail(Peer *peer, TimestampTz now, bool refused, const char *raw_reason)
 {
@@ -483,24 +488,33 @@ PeerSendHeartbeat(Peer *peer, TimestampTz now)
 /*
  * LeaderHeartbeatsUs says whether this node may skip its heartbeat to
  * "peer" at this tick: this node follows peer as the leader of its term,
- * acknowledged a heartbeat of it lately, and sent it one of its own less
+ * acknowledged a heartbeat of it lately, has seen it in state "leader" in
+ * a reply of this term (until then its state, which only replies carry,
+ * changes fast: a switchover waits for it), and sent it a heartbeat less
  * than FOLLOWER_TO_LEADER_EVERY intervals ago.  A leader whose heartbeats
  * stop is heartbeated again from the next tick on.
  */
 static bool
 LeaderHeartbeatsUs(Peer *peer, TimestampTz now)
 {
-	int64		interval_us = (int64) PgClusterHeartbeatIntervalMs * 1000;
+	int64		window_us = (int64) PgClusterHeartbeatIntervalMs * 1000 *
+		LEADER_HEARD_WITHIN_HALVES / 2;
 	bool		heartbeats_us = false;
+	int			i;
 
-	if (now - peer->heartbeat_sent_at >= interval_us * FOLLOWER_TO_LEADER_EVERY)
+	if (now - peer->heartbeat_sent_at >=
+		(int64) PgClusterHeartbeatIntervalMs * 1000 * FOLLOWER_TO_LEADER_EVERY)
 		return false;
-	WITH_NODE_ENTRY(peer, entry,
-		{
-			heartbeats_us = !PgClusterShmem->is_leader &&
-				strcmp(PgClusterShmem->leader, peer->name) == 0 &&
-				now - entry->last_heard_at < interval_us * LEADER_HEARD_WITHIN_HALVES / 2;
-		});
+	LWLockAcquire(PgClusterShmem->durable_lock, LW_SHARED);
+	LWLockAcquire(PgClusterShmem->lock, LW_SHARED);
+	i = PgClusterFindNode(peer->name);
+	heartbeats_us = i >= 0 && !PgClusterShmem->is_leader &&
+		strcmp(PgClusterShmem->leader, peer->name) == 0 &&
+		peer->leader_reply_term == PgClusterShmem->durable.term &&
+		now - PgClusterShmem->last_leader_contact < window_us &&
+		now - PgClusterShmem->nodes[i].last_heard_at < window_us;
+	LWLockRelease(PgClusterShmem->lock);
+	LWLockRelease(PgClusterShmem->durable_lock);
 	return heartbeats_us;
 }
 
@@ -815,6 +829,7 @@ PeerRecordReply(Peer *peer, const PgClusterNodeView *view, bool acked, Timestamp
 	bool		heard_leader = false;
 
 	peer->refused_retry_ms = 0;
+	peer->leader_reply_term = view->state == PGC_STATE_LEADER ? view->term : 0;
 	WITH_NODE_ENTRY(peer, entry,
 		{
 			entry->view = *view;
@@ -1103,16 +1118,17 @@ PeerConnectionsCheckDeadlines(TimestampTz now)
 }
 
 /*
- * LastHeardFrom: when the peer last answered our heartbeat or, if it is
- * the leader this node follows (whose heartbeats stand in for ours, see
- * LeaderHeartbeatsUs), sent one (shared state locked).  A peer that only
- * sends heartbeats does not count as reachable: it might not be able to
- * answer ours (a leader needs its answers for its lease).
+ * LastHeardFrom: when the peer last answered our heartbeat or sent one of
+ * its own (shared state locked); its own count only while our last request
+ * to it did not fail (no last_error): a peer that sends heartbeats but
+ * cannot answer ours (the extension dropped there, its durable state
+ * damaged) is not reachable, because its answers are what a leader's lease
+ * needs.
  */
 static TimestampTz
-LastHeardFrom(const Peer *peer, const PgClusterNodeEntry *entry)
+LastHeardFrom(const PgClusterNodeEntry *entry)
 {
-	if (!PgClusterShmem->is_leader && strcmp(PgClusterShmem->leader, peer->name) == 0)
+	if (entry->last_error[0] == '\0')
 		return Max(entry->last_reply_at, entry->last_heard_at);
 	return entry->last_reply_at;
 }
@@ -1140,14 +1156,14 @@ PeerConnectionsUpdateReachability(TimestampTz now)
 			{
 				reachable = !entry->refused &&
 					(peer->state == PEER_IDLE || peer->state == PEER_AWAITING_REPLY) &&
-					LastHeardFrom(peer, entry) != 0 &&
-					now - LastHeardFrom(peer, entry) <= window_us;
+					LastHeardFrom(entry) != 0 &&
+					now - LastHeardFrom(entry) <= window_us;
 				entry->reachable = reachable;
 				strlcpy(reason, entry->last_error, sizeof(reason));
 			});
 		if (reason[0] == '\0')
 			snprintf(reason, sizeof(reason),
-					 "no reply (nor, from the leader, a heartbeat) in the last %d heartbeat intervals",
+					 "neither a reply nor a heartbeat from it in the last %d heartbeat intervals",
 					 MISSED_HEARTBEATS_FOR_UNREACHABLE);
 
 		if (reachable == peer->reachable)
@@ -1189,7 +1205,7 @@ PeerConnectionsNextDeadline(TimestampTz now)
 		{
 			TimestampTz last_heard = 0;
 
-			WITH_NODE_ENTRY(peer, entry, last_heard = LastHeardFrom(peer, entry));
+			WITH_NODE_ENTRY(peer, entry, last_heard = LastHeardFrom(entry));
 			next = Min(next, last_heard + window_us + 1);
 		}
 	}
