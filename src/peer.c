@@ -1154,17 +1154,14 @@ PeerConnectionsUpdateReachability(TimestampTz now)
 
 		WITH_NODE_ENTRY(peer, entry,
 			{
+				TimestampTz last_heard = LastHeardFrom(entry);
+
 				reachable = !entry->refused &&
 					(peer->state == PEER_IDLE || peer->state == PEER_AWAITING_REPLY) &&
-					LastHeardFrom(entry) != 0 &&
-					now - LastHeardFrom(entry) <= window_us;
+					last_heard != 0 && now - last_heard <= window_us;
 				entry->reachable = reachable;
 				strlcpy(reason, entry->last_error, sizeof(reason));
 			});
-		if (reason[0] == '\0')
-			snprintf(reason, sizeof(reason),
-					 "neither a reply nor a heartbeat from it in the last %d heartbeat intervals",
-					 MISSED_HEARTBEATS_FOR_UNREACHABLE);
 
 		if (reachable == peer->reachable)
 			continue;
@@ -1175,11 +1172,15 @@ PeerConnectionsUpdateReachability(TimestampTz now)
 								 "peer \"%s\" at %s:%d is reachable",
 								 peer->name, peer->host, peer->port);
 			peer->ever_reachable = true;
+			continue;
 		}
-		else
-			PgClusterRecordEvent("peer_unreachable", peer->name,
-								 "peer \"%s\" at %s:%d is unreachable: %s",
-								 peer->name, peer->host, peer->port, reason);
+		if (reason[0] == '\0')
+			snprintf(reason, sizeof(reason),
+					 "neither a reply nor a heartbeat from it in the last %d heartbeat intervals",
+					 MISSED_HEARTBEATS_FOR_UNREACHABLE);
+		PgClusterRecordEvent("peer_unreachable", peer->name,
+							 "peer \"%s\" at %s:%d is unreachable: %s",
+							 peer->name, peer->host, peer->port, reason);
 	}
 }
 
